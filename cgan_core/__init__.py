@@ -1,0 +1,51 @@
+"""cgan's modality-agnostic core: the public API that plugins build on.
+
+Everything a plugin may use is importable from here. Heavy names (those that need torch) are
+imported lazily so that ``cgan --help`` and plugin discovery stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cgan_core.errors import CganError, CganRuntimeError, MissingDependencyError, UsageError, unknown_name
+from cgan_core.hookspecs import hookimpl, hookspec
+from cgan_core.specs import DataRequest, DatasetSpec, LossSpec, MetricSpec, ModalitySpec, ModelSpec, SampleInfo
+from cgan_core.version import __version__
+
+_LAZY = {
+    "GANModel": "cgan_core.model",
+    "Phase": "cgan_core.model",
+    "StepContext": "cgan_core.step",
+    "adversarial_step": "cgan_core.step",
+    "frozen": "cgan_core.step",
+    "LoadedData": "cgan_core.data",
+    "TensorData": "cgan_core.data",
+    "SkipLog": "cgan_core.data",
+    "tensor_fingerprint": "cgan_core.data",
+    "SeededBatchOrder": "cgan_core.data",
+    "Trainer": "cgan_core.trainer",
+    "Callback": "cgan_core.callbacks",
+    "RunConfig": "cgan_core.config",
+    "TrainConfig": "cgan_core.config",
+    "get_registry": "cgan_core.plugins",
+    "EvalContext": "cgan_core.metrics",
+    "frechet_distance": "cgan_core.metrics",
+}
+
+__all__ = [
+    "CganError", "CganRuntimeError", "MissingDependencyError", "UsageError", "unknown_name",
+    "hookimpl", "hookspec",
+    "DataRequest", "DatasetSpec", "LossSpec", "MetricSpec", "ModalitySpec", "ModelSpec", "SampleInfo",
+    "__version__", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cgan_core' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,111 @@
+"""``cgan run``: train a model of a modality on a dataset into a run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from cgan_core.cli.common import reports_errors
+from cgan_core.config import diff_configs, read_run_config_dict
+from cgan_core.errors import UsageError
+from cgan_core.runs import RunDir
+
+
+def _flag_overrides(max_steps: Optional[int], seed: Optional[int], device: Optional[str],
+                    deterministic: bool) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if max_steps is not None:
+        overrides["train.max_steps"] = max_steps
+    if seed is not None:
+        overrides["train.seed"] = seed
+    if device is not None:
+        overrides["train.device"] = device
+    if deterministic:
+        overrides["train.deterministic"] = True
+    return overrides
+
+
+@reports_errors
+def run_command(
+    modality: Optional[str] = typer.Option(None, "--modality", "-m", help="Modality, e.g. image, text, video."),
+    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Model name, e.g. dcgan, seqgan, tgan."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name or path (default: the modality's)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    set_options: List[str] = typer.Option([], "--set", "-s", help="Override a config key: section.key=value."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Training steps (train.max_steps)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default: runs/PLUGIN-TIME)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    force: bool = typer.Option(False, "--force", help="With --resume, accept a config that differs."),
+    strict_data: bool = typer.Option(False, "--strict-data", help="Fail on the first unreadable data item."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train a GAN: cgan run --modality image --plugin dcgan [--dataset digits]."""
+    from cgan_core.cli.progress import ProgressCallback
+    from cgan_core.plugins import get_registry
+    from cgan_core.session import build_model, load_data, resolve_run
+    from cgan_core.trainer import Trainer, seed_everything
+
+    if resume and out is None:
+        raise UsageError("--resume needs --out pointing at the run to continue")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    frozen: Optional[dict[str, Any]] = None
+    if resume and RunDir(out).exists():  # type: ignore[arg-type]
+        frozen = read_run_config_dict(RunDir(out).config_path)  # type: ignore[arg-type]
+        modality = modality or frozen["modality"]
+        plugin = plugin or frozen["plugin"]
+        dataset = dataset or frozen["dataset"]
+    if not modality or not plugin:
+        raise UsageError("cgan run needs --modality and --plugin (see 'cgan list models')")
+    registry = get_registry()
+    overrides = _flag_overrides(max_steps, seed, device, deterministic)
+    resolved = resolve_run(modality, plugin, dataset, config, set_options, overrides, registry)
+    run_config = resolved.config
+    if out is None:
+        out = Path("runs") / f"{plugin}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = RunDir(out)
+    if frozen is not None and not force:
+        base = frozen if (config is None and not set_options and not overrides) else None
+        if base is None:
+            differences = diff_configs(frozen, run_config.to_dict())
+            if differences:
+                raise UsageError("the config differs from the run being resumed: " + "; ".join(differences)
+                                 + " (pass --force to resume anyway)")
+    run.prepare(resume=resume, overwrite=overwrite)
+    if frozen is not None and not force:
+        from cgan_core.session import resolve_from_run
+
+        resolved = resolve_from_run(run, registry)  # continue with exactly the frozen config
+        run_config = resolved.config
+
+    train = run_config.train
+    seed_everything(train.seed, train.deterministic)
+    data = load_data(resolved, strict=strict_data, cache_dir=run.path / "cache")
+    if data.skipped.count:
+        typer.echo(f"skipped {data.skipped.count} unreadable item(s) of '{run_config.dataset}'; first: "
+                   f"{data.skipped.reasons[0]}", err=True)
+    if frozen is None or force:
+        from cgan_core.checkpoint import atomic_write_text
+
+        atomic_write_text(run.config_path, run_config.to_yaml())
+    run.write_data_info(data.info)
+    run.update_info(modality=run_config.modality, plugin=run_config.plugin, dataset=run_config.dataset,
+                    data={"items": len(data), "skipped": data.skipped.count, "fingerprint": data.fingerprint,
+                          "source": data.source})
+    model = build_model(resolved, data.info)
+    loss = registry.loss(train.loss)
+    callbacks = [ProgressCallback()] if progress else []
+    trainer = Trainer(model, data, run_config, loss, run=run, modality=resolved.modality, callbacks=callbacks)
+    logs = trainer.fit(resume=resume)
+    summary = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
+    typer.echo(f"run written to {run.path} (step {trainer.step}, checkpoint {trainer.last_checkpoint}) {summary}")
+    latest = run.latest_sample()
+    if latest is not None:
+        typer.echo(f"latest samples: {latest}")
