@@ -31,7 +31,6 @@ _LAZY = {
     "TrainConfig": "cgan_core.config",
     "get_registry": "cgan_core.plugins",
     "EvalContext": "cgan_core.metrics",
-    "frechet_distance": "cgan_core.metrics",
 }
 
 __all__ = [

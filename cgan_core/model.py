@@ -136,7 +136,7 @@ class GANModel(nn.Module):
             for start in range(0, n, batch_size):
                 count = min(batch_size, n - start)
                 latent = self.sample_latent(count, generator=generator)
-                chunks.append(self.generate(latent, generator_module=module).float().cpu())
+                chunks.append(self.generate(latent, generator_module=module).cpu())
             return torch.cat(chunks) if chunks else torch.empty(0)
         finally:
             module.train(was_training)
