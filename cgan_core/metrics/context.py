@@ -36,6 +36,10 @@ class EvalContext:
         cache_dir: Directory for cached features and trained feature extractors.
         dataset_key: Identifies the reference data in cache keys (dataset name + fingerprint).
         provenance: Metric name -> extra provenance fields recorded by ``compute``.
+        options: Metric options (``"extractor.key" -> value``, e.g. ``effnet-lite0.image_size``)
+            from ``cgan evaluate --option``; metrics read them with :meth:`option`.
+        memo: In-memory results shared by the metrics of one evaluation (features of the
+            generated samples, k-NN radii), filled through :meth:`memoized`.
     """
 
     modality: str
@@ -51,10 +55,25 @@ class EvalContext:
     cache_dir: Optional[Path] = None
     dataset_key: str = ""
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def record(self, metric: str, **fields: Any) -> None:
         """Add provenance fields (e.g. ``weights_sha256=...``, ``preprocessing=...``) to a metric."""
         self.provenance.setdefault(metric, {}).update(fields)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """A metric option given with ``--option key=value`` (or ``default``)."""
+        return self.options.get(key, default)
+
+    def memoized(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Compute a value once per evaluation (e.g. fake features used by FID, KID and precision).
+
+        ``key`` must name everything the value depends on besides the samples themselves.
+        """
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def cached_features(self, parts: Mapping[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
         """Features of the *reference* data, cached on disk under a key made of ``parts``.
