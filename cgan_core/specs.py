@@ -66,6 +66,10 @@ class ModalitySpec:
         default_eval_samples: How many samples ``cgan evaluate`` generates by default.
         content_formats: File formats the writer can produce, the first being the default.
         description: One line for ``cgan list modalities``.
+        conformance: Settings for the conformance kit (:mod:`cgan_core.testing`): dotted
+            ``data.*`` overrides, and ``roundtrip_atol`` (a float): when given, content written
+            by ``write_samples`` is read back with ``open_source`` and must equal the samples
+            within this tolerance.
     """
 
     name: str
@@ -79,6 +83,7 @@ class ModalitySpec:
     default_eval_samples: int = 1000
     content_formats: Sequence[str] = ()
     description: str = ""
+    conformance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +103,10 @@ class ModelSpec:
         extra_sections: Further config sections the model owns, name -> dataclass type
             (SeqGAN's ``phases``).
         description: One line for ``cgan list models``.
+        conformance: Settings for the conformance kit (:mod:`cgan_core.testing`): dotted
+            config overrides (``{"model.base_channels": 8}``) that make the model tiny, and the
+            optional kit keys ``dataset`` (dataset to train on; default: the modality's default)
+            and ``steps`` (training steps per phase; default 2).
     """
 
     name: str
@@ -108,6 +117,7 @@ class ModelSpec:
     data_defaults: Mapping[str, Any] = field(default_factory=dict)
     extra_sections: Mapping[str, type] = field(default_factory=dict)
     description: str = ""
+    conformance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +130,8 @@ class DatasetSpec:
         load: ``load(request) -> LoadedData``.
         data_defaults: Overrides of the modality's ``data`` defaults this dataset needs.
         description: One line for ``cgan list datasets``.
+        conformance: Dotted ``data.*`` overrides that select the dataset's tiny variant for the
+            conformance kit (:mod:`cgan_core.testing`), e.g. ``{"data.max_items": 64}``.
     """
 
     name: str
@@ -127,6 +139,7 @@ class DatasetSpec:
     load: Callable[[DataRequest], "LoadedData"]
     data_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    conformance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,15 +148,19 @@ class LossSpec:
 
     ``discriminator_loss(real_logits, fake_logits)`` and ``generator_loss(fake_logits)`` return
     scalar tensors. ``penalty`` (optional) is ``penalty(discriminator, real, fake) -> tensor``
-    added to the discriminator loss, weighted by ``train.penalty_weight``.
+    added to the discriminator loss, weighted by ``train.penalty_weight``. A relativistic loss,
+    whose generator side compares with the critic's scores of real data, sets
+    ``generator_needs_real=True`` and is then called as ``generator_loss(fake_logits,
+    real_logits)`` (real logits computed without gradients into the discriminator).
     """
 
     name: str
     discriminator_loss: Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
-    generator_loss: Callable[["torch.Tensor"], "torch.Tensor"]
+    generator_loss: Callable[..., "torch.Tensor"]
     penalty: Optional[Callable[..., "torch.Tensor"]] = None
     default_penalty_weight: float = 0.0
     description: str = ""
+    generator_needs_real: bool = False
 
 
 @dataclass

@@ -161,7 +161,13 @@ def adversarial_step(ctx: StepContext) -> dict[str, float]:
     latent = model.sample_latent(ctx.train.batch_size)
     with frozen(model.discriminator), ctx.autocast():
         fake_logits_g = discriminator(model.generate(latent, generator_module=generator))
-        loss_g = ctx.loss.generator_loss(fake_logits_g.float())
+        if getattr(ctx.loss, "generator_needs_real", False):
+            # Relativistic losses score fakes against the critic's view of real data; the last
+            # critic batch is reused, as in Jolicoeur-Martineau's reference code, so the data
+            # order is the same as for every other loss.
+            loss_g = ctx.loss.generator_loss(fake_logits_g.float(), discriminator(real).float())
+        else:
+            loss_g = ctx.loss.generator_loss(fake_logits_g.float())
     ctx.optimize("generator", loss_g)
     logs.update({
         "loss_d": float(loss_d.detach()),
