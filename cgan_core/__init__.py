@@ -11,6 +11,7 @@ from typing import Any
 
 from cgan_core.errors import CganError, CganRuntimeError, MissingDependencyError, UsageError, unknown_name
 from cgan_core.hookspecs import hookimpl, hookspec
+from cgan_core.lazy import lazy
 from cgan_core.specs import DataRequest, DatasetSpec, LossSpec, MetricSpec, ModalitySpec, ModelSpec, SampleInfo
 from cgan_core.version import __version__
 
@@ -35,7 +36,7 @@ _LAZY = {
 
 __all__ = [
     "CganError", "CganRuntimeError", "MissingDependencyError", "UsageError", "unknown_name",
-    "hookimpl", "hookspec",
+    "hookimpl", "hookspec", "lazy",
     "DataRequest", "DatasetSpec", "LossSpec", "MetricSpec", "ModalitySpec", "ModelSpec", "SampleInfo",
     "__version__", *_LAZY,
 ]

@@ -13,7 +13,6 @@ the loader falls back to the newest good one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cgan_core.errors import CganRuntimeError
+from cgan_core.fileio import fsync_dir, fsync_file, atomic_write_text, sha256_file
 
 TENSOR_FILE = "tensors.safetensors"
 STATE_FILE = "state.json"
@@ -78,46 +78,6 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-# --- file helpers -------------------------------------------------------------------------------
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so readers see either the old or the new content, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- checkpoints --------------------------------------------------------------------------------
 @dataclass
 class Checkpoint:
@@ -165,7 +125,7 @@ def write_checkpoint(directory: Path, name: str, payload: dict[str, Any], meta: 
     tmp.mkdir()
     tensor_path = tmp / TENSOR_FILE
     save_file(tensors, str(tensor_path), metadata={"format": "cgan-checkpoint"})
-    _fsync_file(tensor_path)
+    fsync_file(tensor_path)
     state = dict(meta)
     state.update({"format_version": FORMAT_VERSION, "tensor_sha256": sha256_file(tensor_path), "payload": flat})
     state_path = tmp / STATE_FILE
@@ -173,7 +133,7 @@ def write_checkpoint(directory: Path, name: str, payload: dict[str, Any], meta: 
         json.dump(state, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     final = directory / name
     if final.exists():
         # Replace an existing checkpoint of the same name (e.g. ``best``) without a window in
@@ -184,7 +144,7 @@ def write_checkpoint(directory: Path, name: str, payload: dict[str, Any], meta: 
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return final
 
 

@@ -1,8 +1,8 @@
-"""Adversarial losses and discriminator penalties, registered like any plugin's.
+"""Adversarial losses and discriminator penalties (the maths).
 
 All losses take discriminator *logits* (unbounded scores) and return scalar means over the
-batch. The core registers them through :func:`register_losses`, the same hook a third party
-uses, so ``cgan list losses`` shows them with the provenance ``core``.
+batch. :mod:`cgan_core.core_plugin` registers them through ``register_losses``, the same hook a
+third party uses, so ``cgan list losses`` shows them with the provenance ``core``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from cgan_core.hookspecs import hookimpl
-from cgan_core.specs import LossSpec
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -98,24 +96,3 @@ PENALTIES: dict[str, Optional[Callable[..., torch.Tensor]]] = {
     "gp": gradient_penalty,
     "r1": r1_penalty,
 }
-
-BUILTIN_LOSSES = (
-    LossSpec("bce", bce_discriminator_loss, non_saturating_generator_loss,
-             description="non-saturating binary cross-entropy (DCGAN)"),
-    LossSpec("minimax", bce_discriminator_loss, minimax_generator_loss,
-             description="original minimax binary cross-entropy"),
-    LossSpec("hinge", hinge_discriminator_loss, critic_generator_loss, description="hinge loss"),
-    LossSpec("wasserstein", wasserstein_discriminator_loss, critic_generator_loss,
-             description="Wasserstein critic loss (pair with clipping or a penalty)"),
-    LossSpec("wgan-gp", wasserstein_discriminator_loss, critic_generator_loss, penalty=gradient_penalty,
-             default_penalty_weight=10.0, description="Wasserstein loss with gradient penalty (lambda 10)"),
-    LossSpec("lsgan", least_squares_discriminator_loss, least_squares_generator_loss,
-             description="least-squares GAN"),
-)
-
-
-@hookimpl
-def register_losses(register: Callable[[LossSpec], None]) -> None:
-    """Register the core's losses."""
-    for spec in BUILTIN_LOSSES:
-        register(spec)

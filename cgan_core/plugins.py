@@ -332,9 +332,9 @@ def get_registry() -> Registry:
     global _REGISTRY
     if _REGISTRY is None:
         registry = Registry()
-        core = importlib.import_module("cgan_core.losses")
+        core = importlib.import_module("cgan_core.core_plugin")
         registry.add_plugin(core, PluginRecord(CORE_PLUGIN_NAME, BUILTIN_DISTRIBUTION, __version__,
-                                               "cgan_core.losses", builtin=True))
+                                               "cgan_core.core_plugin", builtin=True))
         registry.load_entry_points()
         _REGISTRY = registry
     return _REGISTRY

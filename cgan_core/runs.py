@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
-from cgan_core.checkpoint import atomic_write_text
+from cgan_core.fileio import atomic_write_text
 from cgan_core.errors import UsageError
 
 

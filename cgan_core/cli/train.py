@@ -92,7 +92,7 @@ def run_command(
         typer.echo(f"skipped {data.skipped.count} unreadable item(s) of '{run_config.dataset}'; first: "
                    f"{data.skipped.reasons[0]}", err=True)
     if frozen is None or force:
-        from cgan_core.checkpoint import atomic_write_text
+        from cgan_core.fileio import atomic_write_text
 
         atomic_write_text(run.config_path, run_config.to_yaml())
     run.write_data_info(data.info)

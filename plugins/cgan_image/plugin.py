@@ -8,23 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from cgan_core import DatasetSpec, ModalitySpec, ModelSpec, hookimpl
+from cgan_core import DatasetSpec, ModalitySpec, ModelSpec, hookimpl, lazy
 
 from cgan_image.config import DCGANConfig, ImageDataConfig
-
-
-def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """A function that imports ``module.name`` on first call (keeps plugin discovery fast)."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__qualname__ = name
-    call.__doc__ = f"Calls {module}.{name} (imported on first use)."
-    return call
 
 
 @hookimpl
@@ -33,10 +19,10 @@ def register_modalities(register: Callable[[Any], None]) -> None:
     register(ModalitySpec(
         name="image",
         data_config=ImageDataConfig,
-        open_source=_lazy("cgan_image.sources", "open_image_source"),
-        write_samples=_lazy("cgan_image.writers", "write_image_samples"),
-        write_preview=_lazy("cgan_image.writers", "write_image_preview"),
-        log_preview=_lazy("cgan_image.writers", "log_image_preview"),
+        open_source=lazy("cgan_image.sources", "open_image_source"),
+        write_samples=lazy("cgan_image.writers", "write_image_samples"),
+        write_preview=lazy("cgan_image.writers", "write_image_preview"),
+        log_preview=lazy("cgan_image.writers", "log_image_preview"),
         default_dataset="digits",
         default_metrics=(),
         default_eval_samples=2000,
@@ -52,7 +38,7 @@ def register_models(register: Callable[[Any], None]) -> None:
         name="dcgan",
         modality="image",
         config=DCGANConfig,
-        build=_lazy("cgan_image.dcgan", "build_dcgan"),
+        build=lazy("cgan_image.dcgan", "build_dcgan"),
         train_defaults={"max_steps": 400, "batch_size": 64, "loss": "bce", "lr_g": 2e-4, "lr_d": 2e-4,
                         "betas": (0.5, 0.999), "checkpoint_every": 100, "sample_every": 100},
         description="DCGAN (Radford et al. 2016), 32x32 or 64x64",
@@ -62,7 +48,7 @@ def register_models(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_datasets(register: Callable[[Any], None]) -> None:
     """Register the bundled and installed image datasets."""
-    register(DatasetSpec("digits", "image", _lazy("cgan_image.datasets", "load_digits"),
+    register(DatasetSpec("digits", "image", lazy("cgan_image.datasets", "load_digits"),
                          description="scikit-learn's 1,797 real 8x8 handwritten digits (bundled), resized"))
-    register(DatasetSpec("fashion-mnist", "image", _lazy("cgan_image.datasets", "load_fashion_mnist"),
+    register(DatasetSpec("fashion-mnist", "image", lazy("cgan_image.datasets", "load_fashion_mnist"),
                          description="Fashion-MNIST 28x28 (Debian dataset-fashion-mnist, $CGAN_DATA_DIR, or download)"))
