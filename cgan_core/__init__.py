@@ -30,6 +30,8 @@ _LAZY = {
     "Callback": "cgan_core.callbacks",
     "RunConfig": "cgan_core.config",
     "TrainConfig": "cgan_core.config",
+    "load_run": "cgan_core.session",
+    "reports_errors": "cgan_core.cli.common",
     "get_registry": "cgan_core.plugins",
     "EvalContext": "cgan_core.metrics",
 }
