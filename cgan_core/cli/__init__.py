@@ -8,8 +8,11 @@ from typing import Optional
 
 import typer
 
+from cgan_core.cli.content import content_app
 from cgan_core.cli.generate import generate_command
 from cgan_core.cli.info import env_command, list_command, plugins_command
+from cgan_core.cli.report import report_command
+from cgan_core.cli.runs import runs_app
 from cgan_core.cli.train import run_command
 
 
@@ -31,6 +34,9 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     app.command("plugins")(plugins_command)
     app.command("list")(list_command)
     app.command("env")(env_command)
+    app.add_typer(content_app, name="content")
+    app.add_typer(runs_app, name="runs")
+    app.command("report")(report_command)
     if with_plugins:
         from cgan_core.errors import CganError
         from cgan_core.plugins import get_registry

@@ -45,9 +45,12 @@ def run_command(
     force: bool = typer.Option(False, "--force", help="With --resume, accept a config that differs."),
     strict_data: bool = typer.Option(False, "--strict-data", help="Fail on the first unreadable data item."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    db: Optional[str] = typer.Option(None, "--db", help="Metadata database URL (default: $CGAN_DB_URL or the "
+                                     "SQLite file under $CGAN_HOME; 'none' records nothing)."),
 ) -> None:
     """Train a GAN: cgan run --modality image --plugin dcgan [--dataset digits]."""
     from cgan_core.cli.progress import ProgressCallback
+    from cgan_core.db.callback import run_record_callbacks
     from cgan_core.plugins import get_registry
     from cgan_core.session import build_model, load_data, resolve_run
     from cgan_core.trainer import Trainer, seed_everything
@@ -102,6 +105,7 @@ def run_command(
     model = build_model(resolved, data.info)
     loss = registry.loss(train.loss)
     callbacks = [ProgressCallback()] if progress else []
+    callbacks += run_record_callbacks(run, db)
     trainer = Trainer(model, data, run_config, loss, run=run, modality=resolved.modality, callbacks=callbacks)
     logs = trainer.fit(resume=resume)
     summary = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
