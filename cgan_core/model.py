@@ -48,10 +48,15 @@ class GANModel(nn.Module):
         generator: The generator network.
         discriminator: The discriminator (critic) network.
         data_info: What the dataset said about itself (shape, vocabulary, ...).
+        batchable_sampling: Whether ``cgan serve`` may answer concurrent requests with one
+            ``generate`` call on their concatenated latents (each drawn from its request's seeded
+            generator). ``None`` (default): yes unless the model overrides :meth:`sample`
+            (e.g. token-by-token sampling); set ``False`` if ``generate`` couples samples.
     """
 
     generator: nn.Module
     discriminator: nn.Module
+    batchable_sampling: Optional[bool] = None
 
     def __init__(self, config: Any = None, data_info: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()

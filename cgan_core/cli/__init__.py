@@ -11,6 +11,7 @@ import typer
 from cgan_core.cli.content import content_app
 from cgan_core.cli.generate import generate_command
 from cgan_core.cli.info import env_command, list_command, plugins_command
+from cgan_core.cli.serve import serve_command
 from cgan_core.cli.report import report_command
 from cgan_core.cli.runs import runs_app
 from cgan_core.cli.train import run_command
@@ -34,6 +35,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     app.command("plugins")(plugins_command)
     app.command("list")(list_command)
     app.command("env")(env_command)
+    app.command("serve")(serve_command)
     app.add_typer(content_app, name="content")
     app.add_typer(runs_app, name="runs")
     app.command("report")(report_command)
