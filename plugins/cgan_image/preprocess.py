@@ -13,7 +13,7 @@ def to_nchw_float(array: np.ndarray) -> torch.Tensor:
     Integer arrays are divided by their dtype's maximum; float arrays are taken as [0, 1] unless
     their maximum exceeds 1, in which case they are divided by it (e.g. digits' 0..16 scale).
     """
-    tensor = torch.as_tensor(np.asarray(array))
+    tensor = torch.from_numpy(np.array(array, copy=True))  # decoded buffers may be read-only
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
     elif tensor.dim() == 4 and tensor.shape[-1] in (1, 3, 4) and tensor.shape[1] not in (1, 3, 4):
