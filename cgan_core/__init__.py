@@ -34,6 +34,11 @@ _LAZY = {
     "reports_errors": "cgan_core.cli.common",
     "get_registry": "cgan_core.plugins",
     "EvalContext": "cgan_core.metrics",
+    "MetricUnavailable": "cgan_core.metrics",
+    "evaluate_run": "cgan_core.evaluation",
+    "evaluate_loaded": "cgan_core.evaluation",
+    "evaluate_samples": "cgan_core.evaluation",
+    "EvalReport": "cgan_core.evaluation",
 }
 
 __all__ = [

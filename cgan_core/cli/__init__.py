@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from cgan_core.cli.content import content_app
+from cgan_core.cli.evaluate import evaluate_command
 from cgan_core.cli.generate import generate_command
 from cgan_core.cli.info import env_command, list_command, plugins_command
 from cgan_core.cli.serve import serve_command
@@ -32,6 +33,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     app.callback()(_root)
     app.command("run")(run_command)
     app.command("generate")(generate_command)
+    app.command("evaluate")(evaluate_command)
     app.command("plugins")(plugins_command)
     app.command("list")(list_command)
     app.command("env")(env_command)

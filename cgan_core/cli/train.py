@@ -105,6 +105,10 @@ def run_command(
     model = build_model(resolved, data.info)
     loss = registry.loss(train.loss)
     callbacks = [ProgressCallback()] if progress else []
+    if run_config.eval.every > 0:  # evaluation during training (--set eval.every=N)
+        from cgan_core.eval_callback import EvaluationCallback
+
+        callbacks.append(EvaluationCallback.from_config(resolved, registry=registry))
     callbacks += run_record_callbacks(run, db)
     trainer = Trainer(model, data, run_config, loss, run=run, modality=resolved.modality, callbacks=callbacks)
     logs = trainer.fit(resume=resume)

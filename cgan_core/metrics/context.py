@@ -17,6 +17,16 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 import torch
 
+from cgan_core.errors import UsageError
+
+
+class MetricUnavailable(UsageError):
+    """A metric cannot be computed for this data (e.g. a classifier metric on unlabelled images).
+
+    ``cgan evaluate`` reports such a metric as skipped when it came from the modality's defaults
+    and fails with this message when the user asked for it by name.
+    """
+
 
 @dataclass
 class EvalContext:
@@ -38,6 +48,9 @@ class EvalContext:
         provenance: Metric name -> extra provenance fields recorded by ``compute``.
         options: Metric options (``"extractor.key" -> value``, e.g. ``effnet-lite0.image_size``)
             from ``cgan evaluate --option``; metrics read them with :meth:`option`.
+        load_split: Optional ``load_split(split) -> LoadedData`` that loads a split (``"train"``,
+            ``"reference"``) of the run's dataset, for metrics that learn from data (a domain
+            classifier, a language model); ``None`` outside a run.
         memo: In-memory results shared by the metrics of one evaluation (features of the
             generated samples, k-NN radii), filled through :meth:`memoized`.
     """
@@ -56,6 +69,7 @@ class EvalContext:
     dataset_key: str = ""
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    load_split: Optional[Callable[[str], Any]] = None
     memo: dict[str, Any] = field(default_factory=dict)
 
     def record(self, metric: str, **fields: Any) -> None:

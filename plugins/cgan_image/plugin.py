@@ -24,7 +24,8 @@ def register_modalities(register: Callable[[Any], None]) -> None:
         write_preview=lazy("cgan_image.writers", "write_image_preview"),
         log_preview=lazy("cgan_image.writers", "log_image_preview"),
         default_dataset="digits",
-        default_metrics=(),
+        default_metrics=("fid@classifier", "kid@classifier", "precision@classifier", "recall@classifier",
+                         "classifier-score", "fid@effnet-lite0"),
         default_eval_samples=2000,
         content_formats=("png",),
         description="2-D images: folders of PNG/JPEG/WebP/BMP, IDX (MNIST) files, .npy/.npz arrays",
@@ -52,3 +53,12 @@ def register_datasets(register: Callable[[Any], None]) -> None:
                          description="scikit-learn's 1,797 real 8x8 handwritten digits (bundled), resized"))
     register(DatasetSpec("fashion-mnist", "image", lazy("cgan_image.datasets", "load_fashion_mnist"),
                          description="Fashion-MNIST 28x28 (Debian dataset-fashion-mnist, $CGAN_DATA_DIR, or download)"))
+
+
+@hookimpl
+def register_metrics(register: Callable[[Any], None]) -> None:
+    """Register fid/kid/precision/recall/density/coverage @effnet-lite0, @classifier, @inception."""
+    from cgan_image.metrics import image_metric_specs  # light: torch is imported when computing
+
+    for spec in image_metric_specs():
+        register(spec)
