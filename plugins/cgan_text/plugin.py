@@ -1,0 +1,91 @@
+"""The text plugin: modality ``text``, model ``seqgan``, datasets ``lee`` and ``oracle``, and the
+text metrics.
+
+This module is what the ``cgan.plugins`` entry point names, so it stays light: torch, gensim,
+nltk and transformers are imported only when a loader, writer, model or metric is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from cgan_core import DatasetSpec, MetricSpec, ModalitySpec, ModelSpec, hookimpl
+
+from cgan_text.config import EmbedConfig, PhasesConfig, SeqGANConfig, TextDataConfig
+
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """A function that imports ``module.name`` on first call (keeps plugin discovery fast)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__qualname__ = name
+    call.__doc__ = f"Calls {module}.{name} (imported on first use)."
+    return call
+
+
+@hookimpl
+def register_modalities(register: Callable[[Any], None]) -> None:
+    """Register the ``text`` modality."""
+    register(ModalitySpec(
+        name="text",
+        data_config=TextDataConfig,
+        open_source=_lazy("cgan_text.sources", "open_text_source"),
+        write_samples=_lazy("cgan_text.writers", "write_text_samples"),
+        write_preview=_lazy("cgan_text.writers", "write_text_preview"),
+        log_preview=_lazy("cgan_text.writers", "log_text_preview"),
+        default_dataset="lee",
+        default_metrics=("nll-test", "bleu", "self-bleu", "fed@minilm", "distinct"),
+        default_eval_samples=1000,
+        content_formats=("txt", "jsonl"),
+        description="Token sequences: .txt (one sample per line), folders of .txt, .csv/.jsonl with data.field",
+    ))
+
+
+@hookimpl
+def register_models(register: Callable[[Any], None]) -> None:
+    """Register SeqGAN."""
+    register(ModelSpec(
+        name="seqgan",
+        modality="text",
+        config=SeqGANConfig,
+        build=_lazy("cgan_text.seqgan", "build_seqgan"),
+        # One step is an MLE epoch, a D round or an adversarial iteration; max_steps only caps.
+        train_defaults={"max_steps": 1_000_000, "batch_size": 64, "checkpoint_every": 10, "sample_every": 10,
+                        "log_every": 1, "n_preview": 16, "amp": False},
+        extra_sections={"phases": PhasesConfig, "embed": EmbedConfig},
+        description="SeqGAN (Yu et al., AAAI 2017): LSTM generator, CNN discriminator, policy gradient with rollouts",
+    ))
+
+
+@hookimpl
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Register the bundled ``lee`` corpus and the generated ``oracle`` sequences."""
+    register(DatasetSpec("lee", "text", _lazy("cgan_text.datasets", "load_lee"),
+                         data_defaults={"max_len": 32, "min_freq": 2},
+                         description="gensim's bundled Lee news corpus (350 articles), split into sentences"))
+    register(DatasetSpec("oracle", "text", _lazy("cgan_text.datasets", "load_oracle"),
+                         data_defaults={"max_len": 20},
+                         description="SeqGAN's synthetic data: 9,984 sequences from an oracle LSTM "
+                                     "(data.oracle_params=PATH.npz for the paper's, else a seeded random one)"))
+
+
+@hookimpl
+def register_metrics(register: Callable[[Any], None]) -> None:
+    """Register the text metrics."""
+    register(MetricSpec("nll-oracle", "text", _lazy("cgan_text.metrics", "nll_oracle"),
+                        description="Per-token NLL of generated sequences under the oracle (oracle dataset only)"))
+    register(MetricSpec("nll-test", "text", _lazy("cgan_text.metrics", "nll_test"),
+                        description="The generator's per-token NLL on held-out real sequences"))
+    register(MetricSpec("bleu", "text", _lazy("cgan_text.metrics", "bleu"), higher_is_better=True,
+                        description="BLEU-2..5 of generated against held-out sentences (NLTK, smoothing 1)"))
+    register(MetricSpec("self-bleu", "text", _lazy("cgan_text.metrics", "self_bleu"),
+                        description="Self-BLEU-2..5 among generated sentences (lower = more diverse)"))
+    register(MetricSpec("distinct", "text", _lazy("cgan_text.metrics", "distinct"), higher_is_better=True,
+                        description="distinct-1..4: share of distinct n-grams in generated sentences"))
+    register(MetricSpec("fed@minilm", "text", _lazy("cgan_text.metrics", "fed_minilm"), extractor="all-MiniLM-L6-v2",
+                        description="Fréchet distance of all-MiniLM-L6-v2 sentence embeddings (real vs generated)"))
