@@ -5,7 +5,7 @@ a process is killed at any instant. The write order guarantees it:
 
 1. the writer is recorded in ``content_writers`` (host, pid, process start time, staging dir);
 2. the modality's writer writes into a hidden staging directory inside the content directory;
-   each file is fsynced and hashed;
+   each file is hashed and the batch flushed to disk;
 3. one transaction upserts the files' rows as ``pending`` (naming the writer);
 4. each file is renamed into place (atomic, same file system) and the directory fsynced;
 5. one transaction marks the rows ``ok``; the staging directory and the writer row go last.
@@ -20,11 +20,13 @@ PostgreSQL database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import socket
+import sys
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,6 +157,38 @@ def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[A
         yield values[start:start + size]
 
 
+@functools.lru_cache(maxsize=1)
+def _syncfs() -> Any:
+    """libc's ``syncfs`` on Linux (``None`` elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+def make_durable(paths: Sequence[Path], directory: Path) -> None:
+    """Flush ``paths`` (all inside ``directory``) to stable storage.
+
+    One ``syncfs`` of the file system costs about what one ``fsync`` does, so on Linux a batch
+    of files is flushed with a single call instead of one journal commit per file; elsewhere each
+    file is fsynced.
+    """
+    syncfs = _syncfs()
+    if syncfs is not None and paths:
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            if syncfs(descriptor) == 0:
+                return
+        finally:
+            os.close(descriptor)
+    for path in paths:
+        fsync_file(path)
+
+
 def _sha_or_none(path: Path) -> Optional[str]:
     try:
         return sha256_file(path)
@@ -208,9 +242,9 @@ class ContentBatch:
             except ValueError:
                 raise CganRuntimeError(f"the content writer wrote '{source}' outside its directory "
                                        f"'{self.staging}'") from None
-            fsync_file(source)
             final = self.out_dir / relative
             prepared.append((staged, source, final, sha256_file(source), source.stat().st_size))
+        make_durable([source for _, source, _, _, _ in prepared], self.staging)
         paths = [str(final) for _, _, final, _, _ in prepared]
         on_disk = {str(final): _sha_or_none(final) for _, _, final, _, _ in prepared if final.is_file()}
 

@@ -161,3 +161,47 @@ def test_a_database_that_fails_does_not_stop_training(tmp_path: Path, monkeypatc
     assert "cgan runs sync" in result.output  # the warning says how to record it later
     assert (out / "checkpoints" / "latest").is_file()
     assert os.path.getsize(out / "report.html") > 0
+
+
+def test_cgan_evaluate_results_become_metric_rows_with_provenance(db_url: str, trained_run: Path) -> None:
+    from cgan_core.db.callback import record_evaluation_results
+
+    def result(metric: str, value, **extra):  # type: ignore[no-untyped-def]
+        return dict({"metric": metric, "value": value, "higher_is_better": False, "extractor": "classifier",
+                     "weights_sha256": "9f86d0", "preprocessing": "resize 28 bilinear", "n_real": 64, "n_fake": 64,
+                     "seed": 0, "checkpoint": "step-00000006", "step": 6, "reference": "digits@11707e05",
+                     "modality": "image", "cgan_version": "0.1.0", "seconds": 0.5, "details": {}}, **extra)
+
+    # The document `cgan evaluate` writes to eval/<checkpoint>.json.
+    (trained_run / "eval" / "step-00000006.json").write_text(json.dumps({
+        "run": str(trained_run), "checkpoint": "step-00000006", "step": 6, "modality": "image", "seed": 0,
+        "n_real": 64, "n_fake": 64, "reference": "digits@11707e05", "cgan_version": "0.1.0",
+        "created_at": "2026-12-04T17:00:00", "seconds": 1.5, "skipped": {"fid@inception": "no weights"},
+        "metrics": [result("fid@classifier", 42.5), result("kid@classifier", 0.031, details={"kid_std": 0.004}),
+                    result("precision@classifier", "nan")]}))
+    assert record_evaluation_results(trained_run)
+    rows = {name: (value, checkpoint, step, provenance) for name, value, checkpoint, step, provenance in _rows(
+        db_url, "SELECT name, value, checkpoint, step, provenance FROM metrics WHERE source = 'eval'")}
+    assert set(rows) == {"fid@classifier", "kid@classifier", "precision@classifier"}
+    value, checkpoint, step, provenance = rows["fid@classifier"]
+    assert (value, checkpoint, step) == (42.5, "step-00000006", 6)
+    provenance = json.loads(provenance) if isinstance(provenance, str) else provenance
+    assert provenance["weights_sha256"] == "9f86d0" and provenance["preprocessing"] == "resize 28 bilinear"
+    assert provenance["n_fake"] == 64 and provenance["reference"] == "digits@11707e05"
+    assert "metric" not in provenance and "skipped" not in provenance
+    kid = rows["kid@classifier"][3]
+    assert (json.loads(kid) if isinstance(kid, str) else kid)["details"] == {"kid_std": 0.004}
+    assert rows["precision@classifier"][0] is None  # non-finite: no value, the raw string kept
+    shown = json.loads(invoke("runs", "show", "tiny", "--json").stdout)
+    assert shown["metrics"]["eval:fid@classifier"]["value"] == 42.5
+    # Switched off: nothing recorded, nothing raised.
+    assert record_evaluation_results(trained_run, url="none") is False
+
+
+def _rows(url: str, query: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(query))]
+    finally:
+        engine.dispose()

@@ -33,6 +33,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = ["--set", "model.base_channels=8", "--set", "model.latent_dim=16", "--set", "train.batch_size=16",
             "--set", "data.max_items=64", "--set", "train.n_preview=16", "--set", "train.log_every=1",
+            "--set", "train.tensorboard=false",
             "--device", "cpu", "--no-progress"]
 
 
@@ -237,7 +238,7 @@ def content_rows(url: str) -> list[tuple]:
 
 def assert_consistent(url: str, directory: Path) -> list[tuple]:
     """Every row is ``ok`` with its file holding its bytes, every file in ``directory`` has a row,
-    and no staging directory is left; returns the rows."""
+    and no staging directory is left; returns the rows of the files in ``directory``."""
     rows = content_rows(url)
     in_dir = [r for r in rows if Path(r[1]).parent == Path(directory)]
     assert all(r[3] == "ok" for r in rows), rows
@@ -245,7 +246,7 @@ def assert_consistent(url: str, directory: Path) -> list[tuple]:
     for _, path, digest, _ in in_dir:
         assert sha256(Path(path)) == digest, path
     assert not [p for p in Path(directory).iterdir() if p.name.startswith(".cgan-staging-")]
-    return rows
+    return in_dir
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]

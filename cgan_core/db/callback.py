@@ -158,3 +158,31 @@ def run_record_callbacks(run: RunDir, url: Optional[str] = None) -> list[Callbac
 
     callbacks: list[Callback] = [] if database_disabled(url) else [DatabaseCallback(run, url)]
     return callbacks + [ReportCallback(run)]
+
+
+def record_evaluation_results(run_path: Any, url: Optional[str] = None) -> bool:
+    """Record a run's ``eval/*.json`` (and the run itself) as metric rows, after ``cgan evaluate``.
+
+    The database is optional here: when it is switched off (``CGAN_DB_URL=none``) nothing is
+    done, and when it fails a warning names ``cgan runs sync`` and the evaluation still succeeds.
+
+    Returns:
+        Whether the results were recorded.
+    """
+    from cgan_core.db.engine import database_disabled
+
+    if database_disabled(url):
+        return False
+    run = RunDir(run_path)
+    try:
+        from cgan_core.db.database import Database
+        from cgan_core.db.records import record_evaluations, record_run
+
+        with Database(url) as db:
+            db.write(lambda session: record_evaluations(session, record_run(session, run), run))
+        return True
+    except Exception as exc:  # the eval JSON is written; the database can catch up later
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"warning: evaluation results not recorded in the metadata database ({first}); "
+              f"record them later with: cgan runs sync {run.path}", file=sys.stderr)
+        return False

@@ -218,17 +218,18 @@ def eval_metric_rows(run_id: str, document: Mapping[str, Any], origin: str,
                      default_checkpoint: str) -> list[dict[str, Any]]:
     """Metric rows of one evaluation result (``eval/<checkpoint>.json``).
 
-    Accepted shapes: ``{"checkpoint", "step", "metrics": {name: value | {"value": v, ...}},
-    "provenance": {name: {...}}, ...}`` or ``"metrics": [{"name", "value", ...}, ...]``. Every
-    field besides the values (seed, sample counts, extractor, weights hash, ...) is kept as the
-    row's provenance.
+    The shape ``cgan evaluate`` writes is ``{"checkpoint", "step", "seed", "n_real", ...,
+    "metrics": [{"metric", "value", "extractor", "weights_sha256", "preprocessing", ...}, ...]}``;
+    ``"metrics": {name: value | {"value": v, ...}}`` with an optional ``"provenance": {name: {...}}``
+    is read too. Every field besides the value (seed, sample counts, extractor, weights hash,
+    preprocessing, cgan version, ...) is kept as the row's provenance.
     """
     checkpoint = str(document.get("checkpoint") or default_checkpoint)
     step = document.get("step", document.get("checkpoint_step"))
     step = int(step) if isinstance(step, (int, float)) else _checkpoint_step(checkpoint)
     metrics = document.get("metrics", document.get("results", {}))
     per_metric = document.get("provenance") if isinstance(document.get("provenance"), Mapping) else {}
-    shared = {k: v for k, v in document.items() if k not in ("metrics", "results", "provenance")}
+    shared = {k: v for k, v in document.items() if k not in ("metrics", "results", "provenance", "skipped")}
     entries: list[tuple[str, Any, dict[str, Any]]] = []
     if isinstance(metrics, Mapping):
         for name, value in metrics.items():
@@ -241,7 +242,8 @@ def eval_metric_rows(run_id: str, document: Mapping[str, Any], origin: str,
         for entry in metrics:
             if isinstance(entry, Mapping) and (entry.get("name") or entry.get("metric")):
                 name = str(entry.get("name") or entry.get("metric"))
-                entries.append((name, entry.get("value"), {k: v for k, v in entry.items() if k not in ("name", "value")}))
+                entries.append((name, entry.get("value"),
+                                {k: v for k, v in entry.items() if k not in ("name", "metric", "value")}))
     now = utcnow()
     rows = []
     for name, value, extra in entries:

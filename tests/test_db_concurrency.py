@@ -1,0 +1,67 @@
+"""Two `cgan generate` processes and a training run writing to one database at once lose nothing.
+
+SQLite is the backend where this takes care (one writer at a time: WAL, BEGIN IMMEDIATE, busy
+timeout, retries); PostgreSQL's own concurrency is exercised by the other tests' processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from test_db_support import REPO, TINY_RUN, assert_consistent, sqlite_url, trained_run, wait_for  # noqa: F401
+
+
+def _query(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_two_generates_and_a_training_run_at_once(sqlite_url: str, trained_run: Path, tmp_path: Path) -> None:
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "cgan_core.cli", *args], cwd=REPO, env=dict(os.environ),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    training_dir = tmp_path / "training"
+    training = start("run", "-m", "image", "-p", "dcgan", "--out", str(training_dir), "--max-steps", "20",
+                     "--set", "train.checkpoint_every=5", "--set", "train.sample_every=5", *TINY_RUN)
+    processes = [training]
+    try:
+        # Start generating once the training run is writing to the database.
+        assert wait_for(lambda: training.poll() is None and (training_dir / "metrics.jsonl").is_file()
+                        and bool(_query(sqlite_url, "SELECT id FROM runs WHERE status = 'running'")), timeout=180), \
+            training.communicate()[1] if training.poll() is not None else "training did not start"
+        outs = [tmp_path / "content-a", tmp_path / "content-b"]
+        processes += [start("generate", str(trained_run), "-n", "40", "--batch-size", "2", "--seed", str(seed),
+                            "--out", str(out)) for seed, out in enumerate(outs)]
+        results = [(p.wait(timeout=600), p.communicate()) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert [code for code, _ in results] == [0, 0, 0], [err[-1500:] for _, (_, err) in results]
+
+    for out in outs:
+        assert len(assert_consistent(sqlite_url, out)) == 40
+    training_id = json.loads((training_dir / "run.json").read_text())["id"]
+    lines = [json.loads(line) for line in (training_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 20
+    logged = sum(len(line) - 2 for line in lines)
+    assert _query(sqlite_url, f"SELECT count(*) FROM metrics WHERE run_id = '{training_id}'") == [(logged,)]
+    assert _query(sqlite_url, f"SELECT count(*), max(step) FROM checkpoints WHERE run_id = '{training_id}'") == [(4, 20)]
+    assert _query(sqlite_url, f"SELECT status, step FROM runs WHERE id = '{training_id}'") == [("completed", 20)]
+    # The writers really overlapped: content was registered while the training run was running.
+    started, finished = _query(sqlite_url, f"SELECT started_at, finished_at FROM runs WHERE id = '{training_id}'")[0]
+    first_content = _query(sqlite_url, "SELECT min(created_at) FROM contents")[0][0]
+    assert str(started) <= str(first_content) <= str(finished)
+    assert _query(sqlite_url, "PRAGMA integrity_check") == [("ok",)]
