@@ -40,7 +40,7 @@ def _features(ctx: Any, extractor_name: str) -> tuple[Any, Any, Any]:
 
 def compute_feature_metric(metric: str, extractor_name: str, ctx: Any) -> dict[str, float]:
     """``MetricSpec.compute`` of ``metric@extractor_name``."""
-    from cgan_core.metrics import density_coverage, frechet_distance, kernel_inception_distance, precision_recall
+    from cgan_core import density_coverage, frechet_distance, kernel_inception_distance, precision_recall
 
     name = f"{metric}@{extractor_name}"
     extractor, real, fake = _features(ctx, extractor_name)
@@ -66,7 +66,7 @@ def compute_feature_metric(metric: str, extractor_name: str, ctx: Any) -> dict[s
 
 def compute_classifier_score(ctx: Any) -> dict[str, float]:
     """``MetricSpec.compute`` of ``classifier-score``: exp(E KL(p(y|x) || p(y))) of generated images."""
-    from cgan_core.metrics import classifier_score
+    from cgan_core import classifier_score
 
     from cgan_image.features import load_extractor
 
