@@ -47,6 +47,10 @@ _LAZY = {
     "evaluate_loaded": "cgan_core.evaluation",
     "evaluate_samples": "cgan_core.evaluation",
     "EvalReport": "cgan_core.evaluation",
+    "Database": "cgan_core.db",
+    "ContentStore": "cgan_core.content",
+    "ContentItem": "cgan_core.content",
+    "StagedFile": "cgan_core.content",
 }
 
 __all__ = [

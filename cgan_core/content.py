@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
 from sqlalchemy import delete, select, update
 
-from cgan_core.db.models import CONTENT_DELETING, CONTENT_OK, CONTENT_PENDING, Content, ContentWriter, Run, utcnow
+from cgan_core.db.models import (
+    CONTENT_DELETING, CONTENT_OK, CONTENT_PENDING, Content, ContentWriter, Run, iso_utc, utcnow,
+)
 from cgan_core.db.records import upsert
 from cgan_core.errors import CganRuntimeError, UsageError
 from cgan_core.fileio import fsync_dir, fsync_file, sha256_file
@@ -48,25 +50,26 @@ _IN_CHUNK = 500  # paths per IN (...) query, well under every database's paramet
 
 
 # --- processes ---------------------------------------------------------------------------------
-def process_start_time(pid: int) -> Optional[int]:
-    """A process's start time in clock ticks since boot (Linux ``/proc``), ``None`` if unknown."""
+def _proc_stat(pid: int) -> Optional[list[str]]:
+    """Fields of ``/proc/PID/stat`` after the command name (state first), ``None`` if absent."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[19])
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def process_start_time(pid: int) -> Optional[int]:
+    """A process's start time in clock ticks since boot (Linux ``/proc``), ``None`` if unknown."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def process_alive(pid: int, start: Optional[int]) -> bool:
     """Whether the process ``pid`` that started at ``start`` still runs (a zombie does not)."""
     if Path("/proc").is_dir():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] in ("Z", "X"):
+        fields = _proc_stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
             return False
         # The start time tells a reused pid from the writer itself.
         return start is None or int(fields[19]) == start
@@ -103,7 +106,7 @@ class ContentItem:
         """Build from a ``contents`` row and its run's name."""
         return cls(content.id, content.path, content.sha256, int(content.size or 0), content.modality,
                    content.format, content.seed, content.sample_index, content.run_id, run_name,
-                   content.checkpoint, content.created_at.isoformat() if content.created_at else "",
+                   content.checkpoint, iso_utc(content.created_at) or "",
                    dict(content.meta or {}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -546,8 +549,11 @@ class ContentStore:
                 for path in report.untracked:
                     Path(path).unlink(missing_ok=True)
             if bad_ids:
-                self.db.write(lambda session: [session.execute(delete(Content).where(Content.id.in_(chunk)))
-                                               for chunk in _chunks(bad_ids)])
+                def forget(session: Any) -> None:
+                    for chunk in _chunks(bad_ids):
+                        session.execute(delete(Content).where(Content.id.in_(chunk)))
+
+                self.db.write(forget)
             report.repaired = True
         return report
 

@@ -25,6 +25,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def iso_utc(value: Optional[dt.datetime]) -> Optional[str]:
+    """ISO 8601 text of a stored time; SQLite returns naive values, which are UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
 class Base(DeclarativeBase):
     """Declarative base of cgan's tables."""
 

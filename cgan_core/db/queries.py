@@ -8,12 +8,8 @@ from typing import Any, Mapping, Optional, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cgan_core.db.models import CONTENT_OK, Checkpoint, Content, Dataset, Metric, Run
+from cgan_core.db.models import CONTENT_OK, Checkpoint, Content, Dataset, Metric, Run, iso_utc
 from cgan_core.errors import UsageError
-
-
-def _iso(value: Any) -> Optional[str]:
-    return value.isoformat() if value is not None else None
 
 
 def find_run(session: Session, ref: str) -> Run:
@@ -46,8 +42,8 @@ def run_row(run: Run, contents: int = 0) -> dict[str, Any]:
     return {
         "id": run.id, "name": run.name, "status": run.status, "modality": run.modality, "plugin": run.plugin,
         "dataset": run.dataset, "step": run.step, "latest_checkpoint": run.latest_checkpoint,
-        "contents": contents, "path": run.path, "created_at": _iso(run.created_at),
-        "updated_at": _iso(run.updated_at), "finished_at": _iso(run.finished_at),
+        "contents": contents, "path": run.path, "created_at": iso_utc(run.created_at),
+        "updated_at": iso_utc(run.updated_at), "finished_at": iso_utc(run.finished_at),
     }
 
 
@@ -81,13 +77,13 @@ def run_details(session: Session, run: Run) -> dict[str, Any]:
                                .where(Content.run_id == run.id, Content.state == CONTENT_OK)).scalar_one()
     details = run_row(run, contents)
     details.update({
-        "host": run.host, "cgan_version": run.cgan_version, "started_at": _iso(run.started_at),
+        "host": run.host, "cgan_version": run.cgan_version, "started_at": iso_utc(run.started_at),
         "config": run.config,
         "dataset_record": None if dataset is None else {
             "source": dataset.source, "modality": dataset.modality, "items": dataset.items,
             "skipped": dataset.skipped, "fingerprint": dataset.fingerprint},
         "checkpoints": [{"name": c.name, "step": c.step, "phase": c.phase, "path": c.path,
-                         "tensor_sha256": c.tensor_sha256, "metrics": c.metrics, "created_at": _iso(c.created_at)}
+                         "tensor_sha256": c.tensor_sha256, "metrics": c.metrics, "created_at": iso_utc(c.created_at)}
                         for c in checkpoints],
         "metrics": latest_metrics(session, run.id),
     })

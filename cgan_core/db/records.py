@@ -64,7 +64,8 @@ def parse_time(text: Any) -> Optional[dt.datetime]:
             value = dt.datetime.strptime(str(text), layout)
         except ValueError:
             continue
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        # Stored in UTC: SQLite keeps no offset, so mixed offsets would not compare.
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
     return None
 
 
