@@ -433,7 +433,11 @@ def check_writers(spec: Any, samples: Any, data_info: Mapping[str, Any], data_co
         written[fmt] = len(paths_a)
         if atol is not None:
             source = paths_a[0] if len(paths_a) == 1 else dir_a
-            loaded = spec.open_source(DataRequest(source=str(source), config=data_config))
+            try:
+                loaded = spec.open_source(DataRequest(source=str(source), config=data_config))
+            except Exception as exc:  # the plugin's own reader failed on the plugin's own files
+                raise _fail(what, f"open_source could not read back its own '{fmt}' content of {label} "
+                                  f"({type(exc).__name__}: {exc})") from None
             back = _stack(_first_items(loaded, len(loaded)))
             if back is None or not isinstance(samples, torch.Tensor):
                 raise _fail(what, f"roundtrip_atol is set but '{fmt}' content read back is not one tensor")
@@ -617,6 +621,8 @@ def _check_training(spec: Any, tiny: TinyRun, report: CaseReport) -> None:
         logs = tiny.trainer.fit()
     except CganRuntimeError as exc:
         raise _fail(what, f"tiny training failed: {exc}") from None
+    except Exception as exc:  # a crash in the plugin's code: keep its traceback as the cause
+        raise _fail(what, f"tiny training raised {type(exc).__name__}: {exc}") from exc
     if not logs:
         raise _fail(what, "a training step returned no logs; return at least the losses, e.g. {'loss_d': ..., 'loss_g': ...}")
     bad = {k: v for k, v in logs.items() if not math.isfinite(float(v))}
@@ -775,14 +781,14 @@ def check_loss(spec: Any, report: CaseReport) -> None:
         loss_g = spec.generator_loss(fake, real.detach()) if needs_real else spec.generator_loss(fake)
         return loss_d, loss_g, (real, fake)
 
-    def value(loss: Any) -> float:
+    def number(loss: Any) -> float:
         return float(loss.detach())
 
     loss_d, loss_g, (real, fake) = losses(0.5, -0.5)
-    for label, value in (("discriminator_loss", loss_d), ("generator_loss", loss_g)):
-        if not isinstance(value, torch.Tensor) or value.dim() != 0:
-            raise _fail(what, f"{label} returned {getattr(value, 'shape', type(value).__name__)}; expected a scalar tensor")
-        if not bool(torch.isfinite(value)):
+    for label, loss in (("discriminator_loss", loss_d), ("generator_loss", loss_g)):
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise _fail(what, f"{label} returned {getattr(loss, 'shape', type(loss).__name__)}; expected a scalar tensor")
+        if not bool(torch.isfinite(loss)):
             raise _fail(what, f"{label} is not finite on moderate logits")
     (grad_real,) = torch.autograd.grad(loss_d, real, retain_graph=True)
     (grad_fake,) = torch.autograd.grad(loss_g, fake)
@@ -793,12 +799,12 @@ def check_loss(spec: Any, report: CaseReport) -> None:
     report.checks.append("finite scalar losses with gradients")
     right_d, right_g, _ = losses(3.0, -3.0)  # the critic is right: real high, fake low
     wrong_d, wrong_g, _ = losses(-3.0, 3.0)
-    if not value(right_d) < value(wrong_d):
-        raise _fail(what, f"discriminator_loss is not lower when the critic is right ({value(right_d):.3g} >= "
-                          f"{value(wrong_d):.3g}); logits are 'higher = more real'")
-    if not value(wrong_g) < value(right_g):
-        raise _fail(what, f"generator_loss is not lower when the fakes fool the critic ({value(wrong_g):.3g} >= "
-                          f"{value(right_g):.3g})")
+    if not number(right_d) < number(wrong_d):
+        raise _fail(what, f"discriminator_loss is not lower when the critic is right ({number(right_d):.3g} >= "
+                          f"{number(wrong_d):.3g}); logits are 'higher = more real'")
+    if not number(wrong_g) < number(right_g):
+        raise _fail(what, f"generator_loss is not lower when the fakes fool the critic ({number(wrong_g):.3g} >= "
+                          f"{number(right_g):.3g})")
     report.checks.append("lower when the critic (discriminator loss) or the generator (generator loss) wins")
     if spec.penalty is not None:
         critic = torch.nn.Linear(3, 1)
