@@ -7,7 +7,6 @@
 
 import asyncio
 import base64
-import hashlib
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -27,7 +26,6 @@ from cgan_core.serve.generation import GenerationJob, GenerationResult, is_text_
 from cgan_core.serve.limits import BodySizeLimit
 from cgan_core.serve.pool import FAILED, LOADING, ModelPool, ServedModel
 from cgan_core.serve.schemas import (
-    ContentItem,
     ErrorResponse,
     GenerateResponse,
     Health,
@@ -74,19 +72,21 @@ def _invalid(field: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=422, content={"message": f"body.{field}: {message}", "detail": [issue]})
 
 
-def _content_items(result: GenerationResult, stored: Optional[list[StoredItem]]) -> list[ContentItem]:
+def _content_items(result: GenerationResult, stored: Optional[list[StoredItem]]) -> list[dict[str, Any]]:
+    """The ``items`` of a :class:`GenerateResponse`, as plain JSON values."""
     items = []
     for index, file in enumerate(result.files):
-        digest = hashlib.sha256(file.data).hexdigest()
-        item = ContentItem(index=index, filename=file.name, media_type=file.media_type, sha256=digest,
-                           size=len(file.data))
+        item: dict[str, Any] = {"index": index, "filename": file.name, "media_type": file.media_type,
+                                "sha256": file.sha256, "size": len(file.data), "data_base64": None, "text": None,
+                                "texts": None, "id": None, "url": None}
         if stored is not None:
-            item.id = stored[index].id
-            item.url = f"/v1/content/{stored[index].id}"
+            item["id"] = stored[index].id
+            item["url"] = f"/v1/content/{stored[index].id}"
         elif is_text_media(file.media_type):
-            item.text = file.data.decode("utf-8", errors="replace")
+            item["text"] = file.data.decode("utf-8", errors="replace")
+            item["texts"] = item["text"].splitlines()  # text writers put one sample per line
         else:
-            item.data_base64 = base64.b64encode(file.data).decode("ascii")
+            item["data_base64"] = base64.b64encode(file.data).decode("ascii")
         items.append(item)
     return items
 
@@ -261,13 +261,15 @@ def create_app(settings: ServeSettings, pool: Optional[ModelPool] = None, keys: 
         stored = None
         if backend is not None:
             stored = await run_in_threadpool(backend.store, model, seed, request.n, fmt, result.files)
-        return GenerateResponse(
-            model=name, modality=model.loaded.resolved.config.modality, checkpoint=model.loaded.checkpoint,
-            seed=seed, n=request.n, format=fmt, stored=stored is not None,
-            items=_content_items(result, stored),
-            batch={"requests": result.batch_requests, "samples": max(1, result.batch_samples),
-                   "generate_ms": round(result.generate_ms, 3)},
-        )
+        # Built as plain JSON (the documented GenerateResponse shape): validating our own output
+        # again would cost more than generating a small sample.
+        return JSONResponse({
+            "model": name, "modality": model.loaded.resolved.config.modality, "checkpoint": model.loaded.checkpoint,
+            "seed": seed, "n": request.n, "format": fmt, "stored": stored is not None,
+            "items": _content_items(result, stored),
+            "batch": {"requests": result.batch_requests, "samples": max(1, result.batch_samples),
+                      "generate_ms": round(result.generate_ms, 3)},
+        })
 
     # --- content ----------------------------------------------------------------------------
     @app.get("/v1/content/{content_id}", tags=["content"], summary="Fetch stored content",

@@ -47,8 +47,9 @@ def _items_html(items: list[StoredItem], url_of: Any) -> str:
             f'src="{html.escape(url_of(i))}"></{"video" if i.media_type.startswith("video/") else "audio"}>'
             f"<figcaption>{_caption(i)}</figcaption></figure>" for i in media)
         blocks.append(f'<div class="grid media">{figures}</div>')
-    if texts:
-        lines = "".join(f'<li title="{_caption(i)}">{html.escape(_read_text(i))}</li>' for i in texts)
+    if texts:  # text files hold one sample per line
+        lines = "".join(f'<li title="{_caption(i)}">{html.escape(line)}</li>'
+                        for i in texts for line in _read_text(i).splitlines() if line.strip())
         blocks.append(f'<ol class="texts">{lines}</ol>')
     if other:
         links = "".join(f'<li><a href="{html.escape(url_of(i))}">{_caption(i)} ({html.escape(i.media_type)})</a></li>'

@@ -26,6 +26,9 @@ class ContentItem(BaseModel):
                                        examples=[_PNG_EXAMPLE])
     text: Optional[str] = Field(None, description="The content as a string (text media, not stored).",
                                 examples=[None])
+    texts: Optional[list[str]] = Field(None, description="The lines of ``text``: one sample each for the text "
+                                                         "modality, whose files hold one sample per line.",
+                                       examples=[None])
     id: Optional[str] = Field(None, description="Content id in the content repository (store: true).",
                               examples=[None])
     url: Optional[str] = Field(None, description="Where to fetch stored content (store: true).",
@@ -60,7 +63,8 @@ class GenerateResponse(BaseModel):
         "format": "png", "stored": False,
         "items": [{"index": 0, "filename": "seed7-sample-000000.png", "media_type": "image/png",
                    "sha256": "4f1b0c7d6a0f3f4b0f8f3b6d4f3a2c1b0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b",
-                   "size": 71, "data_base64": _PNG_EXAMPLE, "text": None, "id": None, "url": None}],
+                   "size": 71, "data_base64": _PNG_EXAMPLE, "text": None, "texts": None, "id": None,
+                   "url": None}],
         "batch": {"requests": 4, "samples": 4, "generate_ms": 3.2},
     }]}, protected_namespaces=())
 
