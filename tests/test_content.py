@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from test_db_support import (  # noqa: F401
     assert_consistent, content_rows, db_url, invoke, sha256, sqlite_url, trained_run, visible_files,
 )

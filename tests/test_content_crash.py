@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from test_db_support import (  # noqa: F401
-    REPO, assert_consistent, content_rows, db_url, invoke, sha256, sqlite_url, trained_run, visible_files, wait_for,
+from test_db_support import (  # noqa: F401  (fixtures)
+    REPO, assert_consistent, db_url, invoke, sqlite_url, trained_run, visible_files, wait_for,
 )
 
 # A writer that registers plain files and kills itself with SIGKILL at a chosen point: after the

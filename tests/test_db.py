@@ -141,7 +141,8 @@ def test_resumed_training_replaces_the_steps_it_logs_again(sqlite_url: str, tmp_
     # As if killed after logging step 3 but before its checkpoint: resuming starts from step 2.
     shutil.rmtree(out / "checkpoints" / "step-00000003")
     (out / "checkpoints" / "latest").write_text("step-00000002\n")
-    (out / "metrics.jsonl").write_text((out / "metrics.jsonl").read_text() + '{"step": 3, "phase": "x", "loss_d": 99}\n')
+    with open(out / "metrics.jsonl", "a") as log:  # a later value for step 3, as a killed run might leave
+        log.write('{"step": 3, "phase": "x", "loss_d": 99}\n')
     assert invoke("runs", "sync", str(out)).exit_code == 0
     assert _scalar(sqlite_url, "SELECT count(*) FROM metrics WHERE name = 'loss_d' AND step = 3") == 1
     result = invoke(*common, "--max-steps", "4", "--resume", "--force")

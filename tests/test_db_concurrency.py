@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from test_db_support import REPO, TINY_RUN, assert_consistent, sqlite_url, trained_run, wait_for  # noqa: F401
 
@@ -26,19 +27,26 @@ def _query(url: str, sql: str) -> list[tuple]:
         engine.dispose()
 
 
+def _checkpoint_recorded(url: str) -> bool:
+    try:
+        return bool(_query(url, "SELECT id FROM checkpoints"))
+    except OperationalError:  # the training run has not created the database yet
+        return False
+
+
 def test_two_generates_and_a_training_run_at_once(sqlite_url: str, trained_run: Path, tmp_path: Path) -> None:
     def start(*args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "cgan_core.cli", *args], cwd=REPO, env=dict(os.environ),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     training_dir = tmp_path / "training"
-    training = start("run", "-m", "image", "-p", "dcgan", "--out", str(training_dir), "--max-steps", "20",
-                     "--set", "train.checkpoint_every=5", "--set", "train.sample_every=5", *TINY_RUN)
+    training = start("run", "-m", "image", "-p", "dcgan", "--out", str(training_dir), "--max-steps", "12",
+                     "--set", "train.checkpoint_every=1", "--set", "train.sample_every=4", *TINY_RUN)
     processes = [training]
     try:
-        # Start generating once the training run is writing to the database.
-        assert wait_for(lambda: training.poll() is None and (training_dir / "metrics.jsonl").is_file()
-                        and bool(_query(sqlite_url, "SELECT id FROM runs WHERE status = 'running'")), timeout=180), \
+        # Start generating once the training run has recorded its first checkpoint (of twelve).
+        assert wait_for(lambda: training.poll() is None and _checkpoint_recorded(sqlite_url),
+                        timeout=180, interval=0.1), \
             training.communicate()[1] if training.poll() is not None else "training did not start"
         outs = [tmp_path / "content-a", tmp_path / "content-b"]
         processes += [start("generate", str(trained_run), "-n", "40", "--batch-size", "2", "--seed", str(seed),
@@ -55,11 +63,12 @@ def test_two_generates_and_a_training_run_at_once(sqlite_url: str, trained_run: 
         assert len(assert_consistent(sqlite_url, out)) == 40
     training_id = json.loads((training_dir / "run.json").read_text())["id"]
     lines = [json.loads(line) for line in (training_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == 20
+    assert len(lines) == 12
     logged = sum(len(line) - 2 for line in lines)
     assert _query(sqlite_url, f"SELECT count(*) FROM metrics WHERE run_id = '{training_id}'") == [(logged,)]
-    assert _query(sqlite_url, f"SELECT count(*), max(step) FROM checkpoints WHERE run_id = '{training_id}'") == [(4, 20)]
-    assert _query(sqlite_url, f"SELECT status, step FROM runs WHERE id = '{training_id}'") == [("completed", 20)]
+    assert _query(sqlite_url, f"SELECT count(*), max(step) FROM checkpoints WHERE run_id = '{training_id}'") \
+        == [(12, 12)]
+    assert _query(sqlite_url, f"SELECT status, step FROM runs WHERE id = '{training_id}'") == [("completed", 12)]
     # The writers really overlapped: content was registered while the training run was running.
     started, finished = _query(sqlite_url, f"SELECT started_at, finished_at FROM runs WHERE id = '{training_id}'")[0]
     first_content = _query(sqlite_url, "SELECT min(created_at) FROM contents")[0][0]

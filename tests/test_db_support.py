@@ -81,7 +81,11 @@ class PostgresServer:
         if os.geteuid() == 0:
             import pwd
 
-            owner = pwd.getpwnam("postgres")  # KeyError: no postgres user to run the server as
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root and there is no 'postgres' user to run the server as "
+                                   "(apt-get install postgresql creates it)") from None
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
         data = self.root / "data"
         subprocess.run(self._as_owner([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",

@@ -129,8 +129,8 @@ def create_db_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except ImportError as exc:
-        raise MissingDependencyError(getattr(exc, "name", None) or str(exc), f"the database URL '{parsed.drivername}://'") \
-            from None
+        driver = getattr(exc, "name", None) or str(exc)
+        raise MissingDependencyError(driver, f"the database URL '{parsed.drivername}://'") from None
     if is_sqlite(engine):
         _configure_sqlite(engine)
     return engine
