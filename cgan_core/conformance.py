@@ -319,7 +319,7 @@ def _dotted(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if "." in key}
 
 
-def tiny_settings(registry: Registry, model: Any = None, modality: Any = None, dataset: Any = None) -> dict[str, Any]:
+def tiny_settings(model: Any = None, modality: Any = None, dataset: Any = None) -> dict[str, Any]:
     """Dotted overrides of a tiny run: the kit's, then the modality's, dataset's and model's own."""
     settings: dict[str, Any] = dict(KIT_TRAIN_SETTINGS)
     if modality is not None and "max_items" in {f.name for f in dataclasses.fields(modality.data_config)}:
@@ -339,11 +339,11 @@ def _tiny_dataset_name(modality: Any, registry: Registry, model: Any = None) -> 
     return names[0] if names else None
 
 
-def tiny_data_config(registry: Registry, modality: Any, dataset: Any) -> Any:
+def tiny_data_config(modality: Any, dataset: Any) -> Any:
     """The ``data`` section of a dataset's tiny variant (no model involved)."""
     from cgan_core.config import merge_layers, nest
 
-    settings = tiny_settings(registry, modality=modality, dataset=dataset)
+    settings = tiny_settings(modality=modality, dataset=dataset)
     data_only = {k: v for k, v in settings.items() if k.startswith("data.")}
     layers = [{"data": dict(dataset.data_defaults)} if dataset is not None else {}, nest(data_only)]
     return merge_layers({"data": modality.data_config}, layers)["data"]
@@ -382,14 +382,6 @@ class _RecordingWriter:
         return record
 
 
-def _stack(items: Any) -> Any:
-    import torch
-
-    if isinstance(items, torch.Tensor):
-        return items
-    return None
-
-
 def check_writers(spec: Any, samples: Any, data_info: Mapping[str, Any], data_config: Any, workdir: Path,
                   report: CaseReport, label: str) -> None:
     """Content files from ``samples`` in every format: present, named by format, reproducible,
@@ -407,7 +399,7 @@ def check_writers(spec: Any, samples: Any, data_info: Mapping[str, Any], data_co
     for fmt in list(spec.content_formats):
         outputs = []
         for attempt in ("a", "b"):
-            out_dir = workdir / f"{label}-{fmt}-{attempt}"
+            out_dir = workdir / f"{label.replace(' ', '-')}-{fmt}-{attempt}"
             paths = spec.write_samples(samples, out_dir, info, dict(data_info), fmt=fmt)
             if not isinstance(paths, (list, tuple)) or not paths:
                 raise _fail(what, f"write_samples(fmt='{fmt}') returned {paths!r}; expected the list of files written")
@@ -438,8 +430,8 @@ def check_writers(spec: Any, samples: Any, data_info: Mapping[str, Any], data_co
             except Exception as exc:  # the plugin's own reader failed on the plugin's own files
                 raise _fail(what, f"open_source could not read back its own '{fmt}' content of {label} "
                                   f"({type(exc).__name__}: {exc})") from None
-            back = _stack(_first_items(loaded, len(loaded)))
-            if back is None or not isinstance(samples, torch.Tensor):
+            back = _first_items(loaded, len(loaded))
+            if not isinstance(back, torch.Tensor) or not isinstance(samples, torch.Tensor):
                 raise _fail(what, f"roundtrip_atol is set but '{fmt}' content read back is not one tensor")
             if tuple(back.shape) != tuple(samples.shape):
                 raise _fail(what, f"'{fmt}' content read back has shape {tuple(back.shape)}, the samples {tuple(samples.shape)}")
@@ -453,7 +445,7 @@ def check_writers(spec: Any, samples: Any, data_info: Mapping[str, Any], data_co
         report.checks.append(f"reads its own content back within {atol}")
     else:
         report.notes.append("no roundtrip_atol declared: content was not read back")
-    preview = spec.write_preview(samples, workdir / f"{label}-preview" / "preview", dict(data_info))
+    preview = spec.write_preview(samples, workdir / f"{label.replace(' ', '-')}-preview" / "preview", dict(data_info))
     if preview is None or not Path(preview).is_file() or Path(preview).stat().st_size == 0:
         raise _fail(what, f"write_preview returned {preview!r}; expected the path of a non-empty file")
     report.checks.append("writes a preview")
@@ -476,7 +468,7 @@ def check_modality(spec: Any, registry: Registry, workdir: Path, report: CaseRep
     from cgan_core.specs import DataRequest
 
     dataset = registry.datasets(spec.name).get(dataset_name)
-    config = tiny_data_config(registry, spec, dataset)
+    config = tiny_data_config(spec, dataset)
     loader = dataset.load if dataset is not None else spec.open_source
     data = loader(DataRequest(source=dataset_name, config=config, cache_dir=workdir / "cache"))
     if len(data) == 0:
@@ -501,7 +493,7 @@ def check_dataset(spec: Any, registry: Registry, report: CaseReport) -> None:
     _check_keys(what, spec.data_defaults, modality.data_config, "data_defaults")
     _check_conformance_mapping(what, spec.conformance, ())
     report.checks.append("metadata complete")
-    config = tiny_data_config(registry, modality, spec)
+    config = tiny_data_config(modality, spec)
     loads = [spec.load(DataRequest(source=spec.name, config=config)) for _ in range(2)]
     first = loads[0]
     if len(first) == 0:
@@ -588,7 +580,7 @@ def train_tiny(spec: Any, registry: Registry, workdir: Path) -> TinyRun:
                           "set ModelSpec.conformance['dataset'] to a dataset name or path")
     steps = int((spec.conformance or {}).get("steps", 2))
     dataset = registry.datasets(spec.modality).get(dataset_name)
-    settings = tiny_settings(registry, spec, modality, dataset)
+    settings = tiny_settings(spec, modality, dataset)
     settings["train.max_steps"] = steps
     try:
         resolved = resolve_run(spec.modality, spec.name, dataset_name, overrides=settings, registry=registry)
@@ -836,7 +828,7 @@ def check_metric(spec: Any, registry: Registry, workdir: Path, report: CaseRepor
     if dataset_name is None:
         raise _fail(what, f"modality '{spec.modality}' has no dataset to compute the metric on")
     dataset = registry.datasets(spec.modality).get(dataset_name)
-    config = tiny_data_config(registry, modality, dataset)
+    config = tiny_data_config(modality, dataset)
     loader = dataset.load if dataset is not None else modality.open_source
     data = loader(DataRequest(source=dataset_name, config=config, cache_dir=workdir / "cache"))
     real = _first_items(data, len(data))
