@@ -269,9 +269,9 @@ class ContentBatch:
                     "format": staged.format or final.suffix.lstrip("."), "seed": staged.seed,
                     "sample_index": staged.sample_index, "run_id": staged.run_id,
                     "checkpoint": staged.checkpoint, "checkpoint_id": staged.checkpoint_id, "created_at": now,
-                    "meta": staged.metadata or None, "state": CONTENT_PENDING, "txn": self.token,
+                    "metadata": staged.metadata or None, "state": CONTENT_PENDING, "txn": self.token,
                 })
-            upsert(session, Content.__table__, [_column_names(r) for r in rows], keys=("path",))
+            upsert(session, Content.__table__, rows, keys=("path",))  # keys are column names
             return unchanged
 
         unchanged = db.write(register_pending)
@@ -292,11 +292,6 @@ class ContentBatch:
             return self.store.items_at(session, paths)
 
         return db.write(mark_ok)
-
-
-def _column_names(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Map attribute names to column names (``meta`` is stored in the ``metadata`` column)."""
-    return {("metadata" if key == "meta" else key): value for key, value in row.items()}
 
 
 class ContentStore:

@@ -201,9 +201,9 @@ def evaluation_section(run: RunDir) -> str:
     for name, document, rows in sorted(evaluations, key=lambda e: (e[2][0]["step"] if e[2] else 0, e[0])):
         table_rows = []
         for row in rows:
-            # The checkpoint and step head the table already.
+            # The checkpoint, step, run and modality head the page or the table already.
             provenance = {k: v for k, v in (row["provenance"] or {}).items()
-                          if k not in ("origin", "checkpoint", "step")}
+                          if k not in ("origin", "checkpoint", "step", "run", "modality") and v not in (None, "", {}, [])}
             listed = "<br>".join(f"{_esc(k)}: {_esc(json.dumps(v) if isinstance(v, (dict, list)) else v)}"
                                  for k, v in sorted(provenance.items()))
             value = row["value"] if row["value"] is not None else provenance.get("raw", "")

@@ -27,11 +27,15 @@ def _chromium() -> str:
 
 
 def _eval_result(run: Path, checkpoint: str, step: int, fid: float) -> None:
+    """What `cgan evaluate` writes to eval/<checkpoint>.json."""
+    common = {"higher_is_better": False, "extractor": "classifier", "weights_sha256": "c0ffee",
+              "preprocessing": "resize 32 bilinear", "n_real": 64, "n_fake": 64, "seed": 0, "checkpoint": checkpoint,
+              "step": step, "reference": "digits", "modality": "image", "cgan_version": "0.1.0", "details": {}}
     (run / "eval" / f"{checkpoint}.json").write_text(json.dumps({
-        "checkpoint": checkpoint, "step": step, "seed": 0, "n_real": 64, "n_fake": 64, "cgan_version": "0.1.0",
-        "metrics": {"fid@classifier": fid, "precision@classifier": {"value": 0.5, "k": 3}},
-        "provenance": {"fid@classifier": {"extractor": "classifier", "weights_sha256": "c0ffee",
-                                          "preprocessing": "resize 32 bilinear"}}}))
+        "run": str(run), "checkpoint": checkpoint, "step": step, "modality": "image", "seed": 0, "n_real": 64,
+        "n_fake": 64, "reference": "digits", "cgan_version": "0.1.0", "skipped": {},
+        "metrics": [dict(common, metric="fid@classifier", value=fid),
+                    dict(common, metric="precision@classifier", value=0.5, details={"k": 3})]}))
 
 
 def test_training_writes_the_report_with_its_final_status(trained_run: Path) -> None:
