@@ -203,7 +203,8 @@ def evaluation_section(run: RunDir) -> str:
         for row in rows:
             # The checkpoint, step, run and modality head the page or the table already.
             provenance = {k: v for k, v in (row["provenance"] or {}).items()
-                          if k not in ("origin", "checkpoint", "step", "run", "modality") and v not in (None, "", {}, [])}
+                          if k not in ("origin", "checkpoint", "step", "run", "modality")
+                          and v not in (None, "", {}, [])}
             listed = "<br>".join(f"{_esc(k)}: {_esc(json.dumps(v) if isinstance(v, (dict, list)) else v)}"
                                  for k, v in sorted(provenance.items()))
             value = row["value"] if row["value"] is not None else provenance.get("raw", "")
