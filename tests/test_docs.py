@@ -64,14 +64,45 @@ def test_docs_build_with_warnings_as_errors_offline(built):
         assert command in quickstart  # the README's two commands, included verbatim
 
 
-def test_cli_reference_lists_every_command_of_the_live_app(built, monkeypatch):
+def _live_commands() -> dict[str, list[str]]:
+    """Every command of the live app (walked here, independently of the docs extension) and the
+    option names it accepts."""
+    import typer
+
+    from cgan_core.cli import build_app
+
+    out: dict[str, list[str]] = {}
+
+    def walk(command, path: str, parent) -> None:
+        ctx = command.context_class(command, info_name=path.split()[-1], parent=parent)
+        out[path] = [opt for param in command.get_params(ctx) if not getattr(param, "hidden", False)
+                     for opt in param.opts if opt.startswith("-")]
+        for name in getattr(command, "list_commands", lambda _ctx: [])(ctx):
+            sub = command.get_command(ctx, name)
+            if not getattr(sub, "hidden", False):
+                walk(sub, f"{path} {name}", ctx)
+
+    walk(typer.main.get_command(build_app()), "cgan", None)
+    return out
+
+
+def test_cli_reference_lists_every_command_and_option_of_the_live_app(built, monkeypatch):
+    from cgan_core.plugins import reset_registry
+
     monkeypatch.setenv("CGAN_LOAD_PLUGINS", "")  # what docs/conf.py builds with
+    reset_registry()
     page = _text(built / "reference" / "cli.html")
-    commands = [" ".join(path) for path, _command, _ctx in cli_commands()]
+    commands = _live_commands()
     assert {"cgan run", "cgan generate", "cgan plugins"} <= set(commands)
-    for command in commands:
-        assert f"{command}¶" in page, f"'{command}' is missing from the CLI reference"
-    assert "--max-steps" in page and "Training steps (train.max_steps)." in page
+    sections = page.split("¶")
+    for command, options in commands.items():
+        heading = next((i for i, part in enumerate(sections) if part.rstrip().endswith("\n" + command)
+                        or part.strip() == command), None)
+        assert heading is not None, f"'{command}' is missing from the CLI reference"
+        body = sections[heading + 1]
+        for option in options:
+            assert re.search(rf"(^|[\s,]){re.escape(option)}([\s,<=/]|$)", body, re.M), f"{command} {option} is not documented"
+    assert sum(" ".join(path) in commands for path, _c, _x in cli_commands()) == len(commands)
 
 
 def test_configuration_reference_has_every_key_of_every_builtin_section(built, monkeypatch):
