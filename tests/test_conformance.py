@@ -273,3 +273,14 @@ def test_the_pytest_plugin_refuses_a_case_fixture_without_plugins(pytester):
     result = pytester.runpytest()
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*requests 'cgan_case' but names no cgan plugin*"])
+
+
+def test_plugins_can_be_named_on_the_command_line_or_in_the_ini_file(pytester):
+    expected = len(collect_cases(["core"]))  # plugin:core and one case per core loss
+    assert expected >= 7
+    pytester.makepyfile("def test_kit(cgan_case):\n    assert cgan_case.check().checks\n")
+    pytester.runpytest("--cgan-plugin", "core").assert_outcomes(passed=expected)
+    pytester.makeini("[pytest]\ncgan_conformance_plugins = core\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=expected)
+    result.stdout.fnmatch_lines(["*test_kit?loss:hinge? PASSED*"])
