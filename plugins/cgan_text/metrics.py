@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from cgan_core import MetricUnavailable, frechet_distance
+from cgan_core import MetricUnavailable
 
 from cgan_text.vocab import Vocabulary, content_mask, tokenizer_for
 
@@ -161,6 +161,7 @@ def distinct(ctx: Any) -> dict[str, float]:
 # --- Fréchet embedding distance ----------------------------------------------------------------------
 def fed_minilm(ctx: Any) -> dict[str, float]:
     """Fréchet distance between MiniLM sentence embeddings of reference and generated text."""
+    from cgan_core import frechet_distance
     from cgan_text.minilm import EXTRACTOR, MAX_TOKENS, encode_sentences, weights_sha256
 
     if ctx.data_info.get("kind") != "text":
