@@ -3,7 +3,8 @@
 - A throwaway PostgreSQL cluster: ``initdb`` into a temp directory owned by the ``postgres`` user
   (PostgreSQL refuses to run as root), started on a free loopback port, stopped at exit. Set
   ``CGAN_TEST_POSTGRES_URL`` to use an existing server instead. Where no server can be started the
-  PostgreSQL tests skip with the reason, except under ``CI=true`` where they fail.
+  PostgreSQL tests skip with the reason, except in CI (``CI=true`` or ``CGAN_TEST_REQUIRE_SERVICES=1``)
+  where they fail.
 - One tiny trained DCGAN run per test session, copied for tests that change it.
 - Invariant checks of the content repository.
 
@@ -38,8 +39,10 @@ TINY_RUN = ["--set", "model.base_channels=8", "--set", "model.latent_dim=16", "-
 
 
 def in_ci() -> bool:
-    """Whether the tests run in CI, where nothing may be skipped for want of a service."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    """Whether the tests run in CI (``CI=true``, or ``CGAN_TEST_REQUIRE_SERVICES=1`` as ``.ci/run``
+    sets), where nothing may be skipped for want of a service."""
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes")
+               for name in ("CI", "CGAN_TEST_REQUIRE_SERVICES"))
 
 
 def skip_or_fail(reason: str) -> None:
