@@ -131,13 +131,23 @@ class SeededBatchOrder:
         return batch
 
     def state_dict(self) -> dict[str, int]:
-        """Serialisable position in the stream."""
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+        """Serialisable position in the stream.
+
+        The position is global: how many indices of the epoch's permutation all ranks together
+        have used (this rank's position times ``world_size``), so a run can resume with another
+        number of processes.
+        """
+        return {"epoch": self.epoch, "position": self.position * self.world_size, "seed": self.seed,
+                "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from a saved position."""
+        """Continue from a saved position (taken with any number of processes).
+
+        With a different number of processes, a global position that does not divide evenly is
+        rounded up: at most ``world_size - 1`` indices of that epoch are skipped, none repeated.
+        """
         self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
+        self.position = -(-int(state["position"]) // self.world_size)
         self.seed = int(state.get("seed", self.seed))
 
 

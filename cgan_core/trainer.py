@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from cgan_core import checkpoint as ckpt
+from cgan_core import distributed
 from cgan_core.callbacks import Callback, MetricsLogger, TensorBoardLogger, truncate_jsonl_after
 from cgan_core.config import RunConfig
 from cgan_core.data import BatchStream, LoadedData, SeededBatchOrder
@@ -164,6 +165,10 @@ class Trainer:
         amp = self.train_config.amp and self.device.type == "cuda"
         penalty, weight = self._penalty()
         self.wrapped = self._wrap_distributed()
+        self.gradient_sync = distributed.GradientSync(self.optimizers, self.wrapped) if self.world_size > 1 else None
+        if self.rank > 0:  # rank 0 keeps the run's seed; the others draw different noise
+            seed_everything(distributed.rank_seed(self.train_config.seed, self.rank), self.train_config.deterministic)
+        self._rank_rng: Optional[tuple[int, list[Any]]] = None  # (step, every rank's RNG state)
         self.context = StepContext(
             model=self.model, config=config, loss=loss, optimizers=self.optimizers, device=self.device,
             data=data, batches=BatchStream(data.dataset, self.order),
@@ -212,6 +217,16 @@ class Trainer:
             module = getattr(self.model, name)
             if any(p.requires_grad for p in module.parameters()):
                 wrapped[name] = DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+        if type(self.model).after_discriminator_step is not GANModel.after_discriminator_step:
+            # Clipping (TGAN) reads batch-norm statistics, which differ per rank without buffer
+            # broadcasts: average them first so every rank clips to the same weights.
+            clip = self.model.after_discriminator_step
+
+            def synced_after_discriminator_step(step: int) -> None:
+                distributed.average_buffers(self.model.discriminator)
+                clip(step)
+
+            self.model.after_discriminator_step = synced_after_discriminator_step  # type: ignore[method-assign]
         return wrapped
 
     @property
@@ -248,6 +263,7 @@ class Trainer:
                 "step_state": self.context.state,
             },
             "rng": rng_state(),
+            "rng_ranks": self._rank_rng[1] if self._rank_rng is not None and self._rank_rng[0] == self.step else None,
             "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
             "extra": self.model.extra_state_tensors(),
         }
@@ -272,7 +288,27 @@ class Trainer:
                 cb.load_state_dict(callback_states[cb.name])
         if payload.get("extra"):
             self.model.load_extra_state_tensors(payload["extra"])
-        set_rng_state(payload["rng"])
+        self._restore_rng(payload)
+
+    def _restore_rng(self, payload: Mapping[str, Any]) -> None:
+        # Each rank continues its own random stream when the number of processes is unchanged;
+        # a rank that did not exist when the checkpoint was taken gets a seed derived from the
+        # run's seed, its rank and the step.
+        ranks = payload.get("rng_ranks") or [payload["rng"]]
+        if self.rank < len(ranks):
+            set_rng_state(ranks[self.rank])
+        else:
+            seed_everything(distributed.rank_seed(self.train_config.seed + self.step, self.rank))
+
+    def sync_for_checkpoint(self) -> None:
+        """Collective part of a checkpoint, run by every rank just before :meth:`save_checkpoint`:
+        batch-norm statistics are averaged over ranks and every rank's RNG state is gathered."""
+        if self.world_size <= 1:
+            return
+        distributed.average_buffers(self.model)
+        if self.ema is not None:
+            distributed.average_buffers(self.ema.shadow)
+        self._rank_rng = (self.step, distributed.all_gather_object(rng_state()))
 
     def save_checkpoint(self, name: Optional[str] = None, metrics: Optional[Mapping[str, float]] = None) -> Optional[str]:
         """Write a checkpoint (rank 0 only) and point ``latest`` at it."""
@@ -300,13 +336,15 @@ class Trainer:
         """Load the newest good checkpoint of the run; return its name (``None`` if there is none)."""
         if self.run is None:
             return None
-        ckpt.clean_temporaries(self.run.checkpoints)
+        if self.is_main:  # the other ranks only read
+            ckpt.clean_temporaries(self.run.checkpoints)
         checkpoint = ckpt.load_latest_good(self.run.checkpoints)
         if checkpoint is None:
             return None
         self.load_payload(checkpoint.restore())
         self.last_checkpoint = checkpoint.name
-        truncate_jsonl_after(self.run.metrics_path, self.step)
+        if self.is_main:
+            truncate_jsonl_after(self.run.metrics_path, self.step)
         return checkpoint.name
 
     # --- samples -----------------------------------------------------------------------------
@@ -356,6 +394,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_start(self)
             self._run_phases()
+            self.sync_for_checkpoint()
             if self.is_main:
                 self.write_preview()
                 self.save_checkpoint()
@@ -363,6 +402,7 @@ class Trainer:
                     cb.on_train_end(self)
                 if self.run is not None:
                     self.run.update_info(status="completed", step=self.step)
+            distributed.barrier()
             return self.last_logs
         except TrainingInterrupted:
             if self.run is not None and self.is_main:
@@ -389,12 +429,18 @@ class Trainer:
             phase = self.phases[self.phase_index]
             step_fn = phase.step or adversarial_step
             self.context.phase = phase.name
+            if self.world_size > 1:  # weights changed outside optimiser steps must agree across ranks
+                distributed.broadcast_module(self.model)
             for cb in self.callbacks:
                 cb.on_phase_start(self, phase.name, phase.steps)
             while self.phase_step < phase.steps and self.step < total:
                 self.context.step = self.step
                 self.context.phase_step = self.phase_step
                 logs = dict(step_fn(self.context))
+                stop_requested = self._stop_signal is not None
+                if self.world_size > 1:  # one all-reduce: mean logs, and a stop that reached any rank
+                    logs, (stops,) = distributed.reduce_logs(logs, [float(stop_requested)])
+                    stop_requested = stops > 0
                 self._check_finite(logs)
                 self.step += 1
                 self.phase_step += 1
@@ -409,11 +455,14 @@ class Trainer:
                 if train.sample_every and self.step % train.sample_every == 0:
                     self.write_preview()
                 if train.checkpoint_every and self.step % train.checkpoint_every == 0:
+                    self.sync_for_checkpoint()
                     self.save_checkpoint()
-                if self._stop_signal is not None:
+                if stop_requested:
+                    self.sync_for_checkpoint()
                     name = self.save_checkpoint()
+                    distributed.barrier()  # no rank exits (and makes torchrun stop the job) mid-write
                     raise TrainingInterrupted(
-                        f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint "
+                        f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; checkpoint "
                         f"'{name}' written; continue with --resume"
                     )
             if self.step >= total and self.phase_step < phase.steps:
@@ -434,6 +483,4 @@ class Trainer:
 
 
 def _distributed_position() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    return distributed.current_position()
