@@ -82,11 +82,15 @@ def type_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
-def describe_section(cls: type) -> list[ConfigKey]:
+def describe_section(cls: type, prefix: str = "") -> list[ConfigKey]:
     """Every key of a config dataclass, in definition order.
+
+    A key whose value is itself a dataclass (a nested section, such as SeqGAN's
+    ``phases.mle``) is expanded into its own keys, named ``outer.inner``, as ``--set`` takes them.
 
     Args:
         cls: A dataclass type (a config section).
+        prefix: Prepended to every key name (used for nested sections).
 
     Raises:
         TypeError: if ``cls`` is not a dataclass.
@@ -98,7 +102,7 @@ def describe_section(cls: type) -> list[ConfigKey]:
     except Exception:  # an unresolvable forward reference still leaves the raw annotation
         hints = {}
     docs = attribute_docs(cls)
-    keys = []
+    keys: list[ConfigKey] = []
     for item in dataclasses.fields(cls):
         has_default = item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING
         if item.default is not dataclasses.MISSING:
@@ -107,9 +111,16 @@ def describe_section(cls: type) -> list[ConfigKey]:
             default = item.default_factory()
         else:
             default = None
+        annotation = hints.get(item.name, item.type)
+        nested = annotation if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) else None
+        if nested is None and dataclasses.is_dataclass(default) and not isinstance(default, type):
+            nested = type(default)
+        if nested is not None:
+            keys.extend(describe_section(nested, f"{prefix}{item.name}."))
+            continue
         keys.append(ConfigKey(
-            name=item.name,
-            type=type_text(hints.get(item.name, item.type)),
+            name=f"{prefix}{item.name}",
+            type=type_text(annotation),
             default=default,
             has_default=has_default,
             description=docs.get(item.name, ""),

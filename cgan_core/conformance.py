@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from cgan_core.configdoc import attribute_docs
+from cgan_core.configdoc import describe_section
 from cgan_core.plugins import REGISTRATION_HOOKS, Registry, get_registry
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]*$")
@@ -227,8 +227,7 @@ def check_config_class(what: str, cls: Any) -> None:
     except TypeError as exc:
         raise _fail(what, f"config {cls.__name__} cannot be built with defaults ({exc}); "
                           "give every key a default") from None
-    docs = attribute_docs(cls)
-    missing = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)]
+    missing = [key.name for key in describe_section(cls) if not key.description]
     if missing:
         raise _fail(what, f"config {cls.__name__} does not document {', '.join(missing)} in its docstring's "
                           "'Attributes:' section (the configuration reference is generated from it)")
