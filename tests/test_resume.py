@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 CGAN = [sys.executable, "-m", "cgan_core.cli"]
+# Bit-identity holds for the same machine *and* the same kernel configuration: a different
+# number of intra-op threads changes the order of floating-point reductions.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # The command, with checkpoints every 10 steps so a kill lands between two of them.
 COMMAND = ["run", "--modality", "image", "--plugin", "dcgan", "--dataset", "digits", "--max-steps", "60",
            "--seed", "1", "--deterministic", "--no-progress", "--set", "train.checkpoint_every=10",
@@ -41,11 +45,11 @@ def _wait_for_checkpoint(run: Path, process: subprocess.Popen, minimum_step: int
 
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     straight = tmp_path / "straight"
-    subprocess.run(CGAN + COMMAND + ["--out", str(straight)], check=True, capture_output=True, timeout=1800)
+    subprocess.run(CGAN + COMMAND + ["--out", str(straight)], check=True, capture_output=True, timeout=1800, env=ENV)
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(CGAN + COMMAND + ["--out", str(killed)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, env=ENV)
     _wait_for_checkpoint(killed, process, 20)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
@@ -53,7 +57,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert info["status"] == "running" and info["step"] < 60  # it really died mid-run
 
     resumed = subprocess.run(CGAN + COMMAND + ["--out", str(killed), "--resume"], capture_output=True, text=True,
-                             timeout=1800)
+                             timeout=1800, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     a, b = _final_weights(straight), _final_weights(killed)
     assert a.keys() == b.keys()

@@ -28,6 +28,8 @@ def register_modalities(register: Callable[[Any], None]) -> None:
                          "classifier-score", "fid@effnet-lite0"),
         default_eval_samples=2000,
         content_formats=("png",),
+        # PNG stores 8-bit pixels: a written sample reads back within half a grey level of 2/255.
+        conformance={"roundtrip_atol": 0.008},
         description="2-D images: folders of PNG/JPEG/WebP/BMP, IDX (MNIST) files, .npy/.npz arrays",
     ))
 
@@ -42,6 +44,7 @@ def register_models(register: Callable[[Any], None]) -> None:
         build=lazy("cgan_image.dcgan", "build_dcgan"),
         train_defaults={"max_steps": 400, "batch_size": 64, "loss": "bce", "lr_g": 2e-4, "lr_d": 2e-4,
                         "betas": (0.5, 0.999), "checkpoint_every": 100, "sample_every": 100},
+        conformance={"model.base_channels": 8, "model.latent_dim": 16},
         description="DCGAN (Radford et al. 2016), 32x32 or 64x64",
     ))
 
