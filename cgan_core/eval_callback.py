@@ -22,7 +22,6 @@ from cgan_core.errors import UsageError
 if TYPE_CHECKING:  # pragma: no cover
     from cgan_core.evaluation import EvalReport, ReferenceSet
     from cgan_core.plugins import Registry
-    from cgan_core.runs import RunDir
     from cgan_core.session import ResolvedRun
     from cgan_core.trainer import Trainer
 

@@ -18,13 +18,9 @@ training does not change the training trajectory.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
 
@@ -33,124 +29,18 @@ import torch
 
 from cgan_core.errors import CganRuntimeError, UsageError
 from cgan_core.metrics.context import EvalContext, MetricUnavailable
+from cgan_core.metrics.reference import ReferenceSet, load_reference, reference_from_loaded, stack_samples
+from cgan_core.metrics.report import EvalReport, MetricResult, write_report
 from cgan_core.plugins import Registry, get_registry
-from cgan_core.specs import DataRequest, MetricSpec, ModalitySpec
-from cgan_core.version import __version__
+from cgan_core.specs import MetricSpec, ModalitySpec
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from cgan_core.session import LoadedRun, ResolvedRun
 
 
-# --- results -------------------------------------------------------------------------------------
-@dataclass
-class MetricResult:
-    """One reported number and where it came from.
-
-    Attributes:
-        metric: Reported name (``fid@effnet-lite0``); the extractor is part of it.
-        value: The number.
-        higher_is_better: Direction.
-        extractor: Feature extractor name (``None`` for metrics without one).
-        weights_sha256: sha256 of the extractor's weights file.
-        preprocessing: What was done to the samples before the extractor.
-        n_real: Reference samples compared against.
-        n_fake: Generated samples.
-        seed: Seed of the generated samples (and of random subsets).
-        checkpoint: Checkpoint the samples came from (``None`` for bare samples).
-        step: Training step of that checkpoint.
-        reference: Which data the reference set is (dataset name or path, and fingerprint).
-        modality: Modality name.
-        cgan_version: Version of cgan that computed it.
-        seconds: Time spent in this metric (the first metric of an extractor pays for features).
-        details: Further provenance the metric recorded (KID std, k of k-NN, classifier accuracy).
-    """
-
-    metric: str
-    value: float
-    higher_is_better: bool
-    extractor: Optional[str]
-    weights_sha256: Optional[str]
-    preprocessing: Optional[str]
-    n_real: int
-    n_fake: int
-    seed: int
-    checkpoint: Optional[str]
-    step: Optional[int]
-    reference: str
-    modality: str
-    cgan_version: str = __version__
-    seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (non-finite values become strings)."""
-        record = asdict(self)
-        if not math.isfinite(self.value):
-            record["value"] = str(self.value)
-        return record
-
-
-@dataclass
-class EvalReport:
-    """The results of one evaluation.
-
-    Attributes:
-        results: One :class:`MetricResult` per reported number, in the order asked for.
-        skipped: Default metrics that do not apply to this data -> why.
-        modality: Modality name.
-        run: Run directory, when a run was evaluated.
-        checkpoint: Checkpoint name.
-        step: Training step.
-        seed: Sample seed.
-        n_real: Reference samples.
-        n_fake: Generated samples.
-        reference: Reference data description.
-        created_at: ISO time of the evaluation.
-        seconds: Wall time of the whole evaluation (generation included).
-    """
-
-    results: list[MetricResult]
-    skipped: dict[str, str]
-    modality: str
-    run: Optional[str]
-    checkpoint: Optional[str]
-    step: Optional[int]
-    seed: int
-    n_real: int
-    n_fake: int
-    reference: str
-    created_at: str = ""
-    seconds: float = 0.0
-
-    def values(self) -> dict[str, float]:
-        """Reported name -> value."""
-        return {result.metric: result.value for result in self.results}
-
-    def result(self, metric: str) -> MetricResult:
-        """The result of one reported metric.
-
-        Raises:
-            KeyError: if it was not computed.
-        """
-        for result in self.results:
-            if result.metric == metric:
-                return result
-        raise KeyError(metric)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as written to ``eval/<checkpoint>.json`` and printed by ``--json``."""
-        return {
-            "run": self.run, "checkpoint": self.checkpoint, "step": self.step, "modality": self.modality,
-            "seed": self.seed, "n_real": self.n_real, "n_fake": self.n_fake, "reference": self.reference,
-            "cgan_version": __version__, "created_at": self.created_at, "seconds": round(self.seconds, 3),
-            "metrics": [result.to_dict() for result in self.results],
-            "skipped": dict(self.skipped),
-        }
-
-
 # --- side-effect-free evaluation ------------------------------------------------------------------
 @contextlib.contextmanager
-def preserved_rng_state(device: Optional[torch.device] = None) -> Iterator[None]:
+def preserved_rng_state() -> Iterator[None]:
     """Restore the Python, NumPy and torch (CPU and CUDA) RNG states on exit.
 
     Metrics may draw random numbers (subsets, initialisations); training must not notice.
@@ -199,94 +89,6 @@ def resolve_metric_specs(modality: ModalitySpec, names: Optional[Sequence[str]] 
     return [registry.metric(modality.name, name) for name in wanted], explicit
 
 
-# --- reference data --------------------------------------------------------------------------------
-@dataclass
-class ReferenceSet:
-    """Reference samples in the modality's tensor format.
-
-    Attributes:
-        samples: A stacked tensor, or a list of per-sample tensors when they differ in shape.
-        labels: Integer labels aligned with ``samples`` (or ``None``).
-        key: Identifies exactly these samples in feature-cache keys.
-        description: Where they came from (dataset name or path, and its fingerprint).
-    """
-
-    samples: Any
-    labels: Optional[torch.Tensor]
-    key: str
-    description: str
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
-def stack_samples(dataset: Any) -> Any:
-    """All items of a map-style dataset as one tensor (a list when shapes differ)."""
-    samples = getattr(dataset, "samples", None)
-    if isinstance(samples, torch.Tensor) and len(samples) == len(dataset):
-        return samples
-    items = [dataset[i] for i in range(len(dataset))]
-    if items and all(isinstance(item, torch.Tensor) for item in items) and \
-            len({tuple(item.shape) for item in items}) == 1:
-        return torch.stack(items)
-    return items
-
-
-def _subset(samples: Any, indices: torch.Tensor) -> Any:
-    if isinstance(samples, torch.Tensor):
-        return samples[indices]
-    return [samples[int(i)] for i in indices]
-
-
-def reference_from_loaded(data: Any, n_real: Optional[int] = None, seed: int = 0) -> ReferenceSet:
-    """Turn :class:`~cgan_core.data.LoadedData` into a reference set (a seeded subset when ``n_real``).
-
-    Raises:
-        UsageError: if ``n_real`` is not positive.
-    """
-    from cgan_core.data import tensor_fingerprint
-
-    samples = stack_samples(data.dataset)
-    labels = data.labels
-    indices_note = ""
-    if n_real is not None and n_real <= 0:
-        raise UsageError(f"--n-real must be positive, got {n_real}")
-    if n_real is not None and n_real < len(samples):
-        indices = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[:n_real].sort().values
-        samples = _subset(samples, indices)
-        labels = labels[indices] if labels is not None else None
-        indices_note = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:12]
-    if isinstance(samples, torch.Tensor):
-        key = tensor_fingerprint(samples)
-    else:
-        key = f"{data.fingerprint or data.source}:{len(samples)}:{indices_note}"
-    description = f"{data.source or 'reference'} ({len(samples)} items, fingerprint {data.fingerprint or key})"
-    return ReferenceSet(samples, labels, f"{data.source}|{key}", description)
-
-
-def load_reference(resolved: "ResolvedRun", reference: Optional[str] = None, n_real: Optional[int] = None,
-                   seed: int = 0, cache_dir: Optional[Path] = None, registry: Optional[Registry] = None) -> ReferenceSet:
-    """The run's reference split, or ``reference`` (a dataset name or a path/URL) read with the run's data config.
-
-    Raises:
-        UsageError: unreadable or empty reference data (from the loaders).
-    """
-    from cgan_core.session import load_data
-
-    if reference is None:
-        data = load_data(resolved, split="reference", cache_dir=cache_dir)
-    else:
-        registry = registry or get_registry()
-        modality = resolved.config.modality
-        spec = registry.datasets(modality).get(reference)
-        request = DataRequest(source=str(reference), config=resolved.config.data, split="reference", cache_dir=cache_dir)
-        data = spec.load(request) if spec is not None else resolved.modality.open_source(request)
-        if len(data) == 0:
-            raise UsageError(f"reference '{reference}' has no usable items")
-        data.source = data.source or str(reference)
-    return reference_from_loaded(data, n_real, seed)
-
-
 def default_cache_dir() -> Path:
     """Where reference features and trained extractors are cached.
 
@@ -329,6 +131,8 @@ def compute_metrics(specs: Sequence[MetricSpec], ctx: EvalContext, explicit: boo
                 raise
             skipped[spec.name] = str(exc)
             continue
+        except ValueError as exc:  # the maths refuses its input: too few samples, NaN features ...
+            raise UsageError(f"metric '{spec.name}' cannot be computed on these samples: {exc}") from exc
         elapsed = time.perf_counter() - started
         if not isinstance(values, Mapping) or not values:
             raise CganRuntimeError(f"metric '{spec.name}' returned {type(values).__name__}, expected {{name: number}}")
@@ -398,7 +202,8 @@ def evaluate_samples(
         registry: Plugin registry (default: the process-wide one).
 
     Raises:
-        UsageError: unknown metrics, metrics of another modality, or too few samples.
+        UsageError: unknown metrics, metrics of another modality, too few samples, or input a
+            metric's maths refuses (NaN features, fewer samples than its k).
     """
     registry = registry or get_registry()
     modality_spec = registry.modality(modality)
@@ -547,26 +352,6 @@ def _module_device(module: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def write_report(eval_dir: Path, report: EvalReport, name: Optional[str] = None) -> Path:
-    """Write ``eval_dir/<checkpoint>.json`` atomically, keeping results of other metrics already there."""
-    from cgan_core.checkpoint import atomic_write_text
-
-    eval_dir = Path(eval_dir)
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    path = eval_dir / f"{name or report.checkpoint or 'samples'}.json"
-    document = report.to_dict()
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            previous = {}
-        fresh = {entry["metric"] for entry in document["metrics"]}
-        kept = [entry for entry in previous.get("metrics", []) if entry.get("metric") not in fresh]
-        document["metrics"] = kept + document["metrics"]
-    atomic_write_text(path, json.dumps(document, indent=2, default=str))
-    return path
-
-
 def evaluate_run(
     run_path: Path,
     metrics: Optional[Sequence[str]] = None,
@@ -601,5 +386,6 @@ def evaluate_run(
 __all__ = [
     "EvalReport", "MetricResult", "ReferenceSet", "compute_metrics", "default_cache_dir", "evaluate_loaded",
     "evaluate_model", "evaluate_run", "evaluate_samples", "generate_samples", "load_reference",
-    "preserved_rng_state", "reference_from_loaded", "resolve_metric_specs", "split_metric_names", "write_report",
+    "preserved_rng_state", "reference_from_loaded", "resolve_metric_specs", "split_metric_names", "stack_samples",
+    "write_report",
 ]

@@ -88,15 +88,16 @@ def test_classifier_trains_caches_and_leaves_global_rng_alone(tmp_path):
     from cgan_image.classifier import load_or_train
 
     images, labels = digits()
-    ctx = context(images, images, tmp_path, real_labels=labels, data_info={"num_classes": 10})
+    short = {"classifier.max_steps": 60}  # a short recipe: this test is about training and caching
+    ctx = context(images, images, tmp_path, real_labels=labels, data_info={"num_classes": 10}, options=short)
     before = torch.get_rng_state().clone()
     model, sha, meta = load_or_train(ctx)
     assert torch.equal(torch.get_rng_state(), before)
-    assert meta["classifier_accuracy"] >= 0.9  # held-out digits
+    assert meta["classifier_accuracy"] >= 0.8  # held-out digits after 60 steps
     files = list((tmp_path / "classifiers").glob("*.safetensors"))
     assert len(files) == 1 and hashlib.sha256(files[0].read_bytes()).hexdigest() == sha
     mtime = files[0].stat().st_mtime_ns
-    again, sha_again, _ = load_or_train(context(images, images, tmp_path, real_labels=labels))
+    again, sha_again, _ = load_or_train(context(images, images, tmp_path, real_labels=labels, options=short))
     assert sha_again == sha and files[0].stat().st_mtime_ns == mtime  # loaded, not retrained
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name])

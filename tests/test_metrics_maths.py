@@ -100,6 +100,16 @@ def test_kid_is_unbiased_near_zero_for_same_distribution_and_positive_for_differ
     assert len(again) == 2
 
 
+def test_kid_precomputed_kernels_equal_per_subset_kernels(monkeypatch):
+    import cgan_core.metrics.kid as kid_module
+
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(120, 5)), rng.normal(size=(90, 5)) + 0.3
+    precomputed = kernel_inception_distance(x, y, 8, 40, seed=2)
+    monkeypatch.setattr(kid_module, "PRECOMPUTE_LIMIT", 10)
+    assert kernel_inception_distance(x, y, 8, 40, seed=2) == pytest.approx(precomputed, rel=1e-10)
+
+
 def test_kid_is_deterministic_for_a_seed():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(100, 6)), rng.normal(size=(80, 6))
