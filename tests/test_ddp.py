@@ -136,6 +136,35 @@ def _dcgan():
     return resolved, build_model(resolved, info)
 
 
+# The other modalities' models, tiny: SeqGAN runs every phase (its policy gradient and
+# discriminator rounds call the bare modules), TGAN clips its critic after every update.
+PLUGIN_RUNS = {
+    "seqgan": ("text", "seqgan", "oracle", [
+        "model.g_embed_dim=8", "model.g_hidden_dim=8", "model.d_embed_dim=8", "model.d_filter_sizes=2,3",
+        "model.d_num_filters=6,6", "model.rollouts=2", "model.d_rounds=1", "model.d_epochs=1",
+        "model.d_batches_per_epoch=2", "model.reward_batch=64", "train.batch_size=8", "phases.mle.epochs=1",
+        "phases.pretrain_d.rounds=1", "phases.adversarial.iterations=2", "data.oracle_vocab=40",
+        "data.oracle_embed=6", "data.oracle_hidden=6", "data.max_len=8", "data.oracle_samples=96"]),
+    "tgan": ("video", "tgan", "moving-digits", [
+        "model.base_channels=4", "model.latent_dim=8", "model.frame_latent_dim=8", "data.resolution=32",
+        "data.frames=4", "data.size=16", "train.batch_size=2", "train.max_steps=2", "model.clip_every=1",
+        "model.clipping=singular"]),
+}
+
+
+def _plugin_trainer(modality: str, plugin: str, dataset: str, settings: list[str]) -> Trainer:
+    from cgan_core.plugins import get_registry
+    from cgan_core.session import build_model, load_data, resolve_run
+
+    common = ["train.device=cpu", "train.tensorboard=false", "train.checkpoint_every=0", "train.sample_every=0"]
+    resolved = resolve_run(modality, plugin, dataset, set_options=[*settings, *common])
+    seed_everything(resolved.config.train.seed)
+    data = load_data(resolved)
+    model = build_model(resolved, data.info)
+    return Trainer(model, data, resolved.config, get_registry().loss(resolved.config.train.loss),
+                   device=torch.device("cpu"))
+
+
 def _save(trainer, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -179,6 +208,13 @@ def worker(mode: str, out: Path) -> None:
             dcgan = Trainer(model, LoadedData(TensorData(images), {}), config, _bce(), device=torch.device("cpu"))
             dcgan.fit()
             _save(dcgan, out / f"dcgan-rank{rank}.safetensors")
+        if mode in ("plugins", "all"):
+            for name, (modality, plugin, dataset, settings) in PLUGIN_RUNS.items():
+                trainer = _plugin_trainer(modality, plugin, dataset, settings)
+                trainer.fit()
+                _save(trainer, out / f"{name}-rank{rank}.safetensors")
+                facts[f"{name}_manual_syncs"] = trainer.gradient_sync.manual_syncs
+                facts[f"{name}_step"] = trainer.step
         if mode in ("resume", "all"):
             options = {"shared_noise": False}  # rank-seeded noise: the resume must restore each rank's RNG
             whole = train_tiny(PER_RANK_BATCH, steps=8, run_dir=out / "whole", **options)
@@ -255,6 +291,16 @@ def test_ranks_end_with_identical_weights(trained: Path) -> None:
     assert facts[0]["default_manual_syncs"] == 0
     assert facts[0]["bare_manual_syncs"] == 2 * STEPS
     assert facts[0]["default_logs"] == facts[1]["default_logs"]  # logs are reduced over ranks
+
+
+def test_seqgan_and_tgan_ranks_stay_identical(trained: Path) -> None:
+    facts = json.loads((trained / "facts-all-rank0.json").read_text())
+    for name in PLUGIN_RUNS:
+        rank0, rank1 = _load(trained / f"{name}-rank0.safetensors"), _load(trained / f"{name}-rank1.safetensors")
+        assert _max_difference(rank0, rank1) == 0.0, name
+    assert facts["seqgan_step"] == 4  # mle 1 epoch, pretrain_d 1 round, adversarial 2 (embed is off)
+    assert facts["seqgan_manual_syncs"] > 0  # its own step functions: the optimiser hook averaged them
+    assert facts["tgan_step"] == 2 and facts["tgan_manual_syncs"] == 0  # the core's step: DDP did
 
 
 def test_two_processes_match_one_with_twice_the_batch(trained: Path) -> None:
