@@ -51,6 +51,8 @@ _LAZY = {
     "ContentStore": "cgan_core.content",
     "ContentItem": "cgan_core.content",
     "StagedFile": "cgan_core.content",
+    "materialize_source": "cgan_core.storage",
+    "is_url": "cgan_core.storage",
 }
 
 __all__ = [

@@ -6,15 +6,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from cgan_core.cli.common import reports_errors
 from cgan_core.config import diff_configs, read_run_config_dict
-from cgan_core import distributed
 from cgan_core.errors import UsageError
 from cgan_core.runs import RunDir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cgan_core.distributed import DistributedContext
 
 
 def _flag_overrides(max_steps: Optional[int], seed: Optional[int], device: Optional[str],
@@ -83,6 +85,8 @@ def run_command(
                                         "under torchrun; gloo on CPU, NCCL on GPUs)."),
 ) -> None:
     """Train a GAN: cgan run --modality image --plugin dcgan [--dataset digits]."""
+    from cgan_core import distributed
+
     if nproc is not None and nproc != 1:
         if nproc < 1:
             raise UsageError(f"--nproc must be 1 or more, got {nproc}")
@@ -118,10 +122,11 @@ def run_command(
 
 
 def _train(resolved: Any, run_config: Any, registry: Any, frozen: Optional[dict[str, Any]],
-           dist: "distributed.DistributedContext", out: Optional[Path], plugin: str, config: Optional[Path],
+           dist: "DistributedContext", out: Optional[Path], plugin: str, config: Optional[Path],
            set_options: List[str], overrides: dict[str, Any], resume: bool, overwrite: bool, force: bool,
            strict_data: bool, progress: bool, db: Optional[str]) -> None:
     """The body of ``cgan run`` once the config is resolved; rank 0 alone writes files."""
+    from cgan_core import distributed
     from cgan_core.cli.progress import ProgressCallback
     from cgan_core.db.callback import run_record_callbacks
     from cgan_core.session import build_model, load_data
