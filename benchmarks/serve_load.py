@@ -37,11 +37,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def train_run(out: Path, steps: int) -> Path:
-    """A default-size DCGAN (base_channels 64, 32x32 grey digits) trained for a few steps."""
+def train_run(out: Path, steps: int, base_channels: int) -> Path:
+    """A DCGAN (32x32 grey digits; base_channels 64 is the default size) trained for a few steps."""
     subprocess.run([*CGAN, "run", "-m", "image", "-p", "dcgan", "--max-steps", str(steps), "--out", str(out),
                     "--device", "cpu", "--no-progress", "--set", "train.batch_size=16",
-                    "--set", "train.tensorboard=false"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                    "--set", f"model.base_channels={base_channels}", "--set", "train.tensorboard=false"],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return out
 
 
@@ -110,10 +111,22 @@ async def drive(port: int, model: str, clients: int, duration: float, n: int) ->
             "mean_requests_per_generator_call": round(statistics.fmean(batch_sizes), 2) if batch_sizes else None}
 
 
-def start_server(run: Path, port: int, batching: bool, max_batch: int, max_wait_ms: float) -> subprocess.Popen:
+def cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU seconds of a process (Linux ``/proc``), ``None`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(run: Path, port: int, batching: bool, max_batch: int, max_wait_ms: float,
+                 torch_threads: Optional[int]) -> subprocess.Popen:
     command = [*CGAN, "serve", f"bench={run}", "--port", str(port), "--log-level", "warning",
                "--max-batch-size", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--batching" if batching else "--no-batching"]
+    if torch_threads:
+        command += ["--torch-threads", str(torch_threads)]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -135,13 +148,22 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 180.0) -> 
 
 
 def bench_server(run: Path, batching: bool, levels: list[int], duration: float, n: int, max_batch: int,
-                 max_wait_ms: float) -> dict[str, Any]:
+                 max_wait_ms: float, torch_threads: Optional[int]) -> dict[str, Any]:
     port = free_port()
-    process = start_server(run, port, batching, max_batch, max_wait_ms)
+    process = start_server(run, port, batching, max_batch, max_wait_ms, torch_threads)
     try:
         wait_ready(port, process)
         asyncio.run(drive(port, "bench", 4, 1.0, n))  # warm-up: first calls allocate and pick kernels
-        return {str(level): asyncio.run(drive(port, "bench", level, duration, n)) for level in levels}
+        results = {}
+        for level in levels:
+            cpu_before = cpu_seconds(process.pid)
+            result = asyncio.run(drive(port, "bench", level, duration, n))
+            cpu_after = cpu_seconds(process.pid)
+            if cpu_before is not None and cpu_after is not None and result["requests"]:
+                # CPU the server spent per request: unlike requests/s, barely moved by other load.
+                result["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1000 / result["requests"], 3)
+            results[str(level)] = result
+        return results
     finally:
         process.terminate()
         try:
@@ -150,12 +172,15 @@ def bench_server(run: Path, batching: bool, levels: list[int], duration: float, 
             process.kill()
 
 
-def reference_direct(run: Path, repeats: int = 64, batch: int = 32) -> dict[str, Any]:
-    """Plain PyTorch: the served generator called per sample vs per batch (no HTTP, no PNG)."""
+def reference_direct(run: Path, torch_threads: Optional[int], repeats: int = 64, batch: int = 32) -> dict[str, Any]:
+    """Plain PyTorch: the served generator called per sample vs per batch (no HTTP, no PNG); the
+    ratio is the most that batching can gain on compute alone."""
     import torch
 
     from cgan_core.session import load_run
 
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     loaded = load_run(run, None, "cpu")
     model, module = loaded.model, loaded.sample_generator
     latents = torch.randn(repeats, model.latent_dim, generator=torch.Generator().manual_seed(0))
@@ -173,33 +198,49 @@ def reference_direct(run: Path, repeats: int = 64, batch: int = 32) -> dict[str,
             "ratio": round(batched / single, 2), "torch_threads": torch.get_num_threads()}
 
 
+def bench_model(run: Path, args: argparse.Namespace, levels: list[int]) -> dict[str, Any]:
+    """Batching on and off for one run, the ratio, the goals and the plain-PyTorch reference."""
+    options = (levels, args.duration, args.n, args.max_batch_size, args.max_wait_ms, args.torch_threads)
+    on = bench_server(run, True, *options)
+    off = bench_server(run, False, *options)
+    ratio = {level: round(on[level]["requests_per_s"] / max(off[level]["requests_per_s"], 1e-9), 2) for level in on}
+    top = str(max(levels))
+    return {
+        "batching_on": on, "batching_off": off, "throughput_ratio_on_over_off": ratio,
+        "goal": {f"ratio_at_{top}_clients_ge_5": ratio[top] >= 5,
+                 f"p99_below_250ms_at_{top}_clients_with_batching": on[top]["p99_ms"] < 250},
+        "reference_plain_pytorch": reference_direct(run, args.torch_threads),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="A DCGAN run directory (default: train one for --train-steps).")
+    parser.add_argument("--run", type=Path, help="A DCGAN run directory (default: train them for --base-channels).")
+    parser.add_argument("--base-channels", default="64,16",
+                        help="DCGAN sizes to train and serve when --run is not given (64 = the default DCGAN).")
     parser.add_argument("--train-steps", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=4.0, help="Seconds per concurrency level.")
+    parser.add_argument("--duration", type=float, default=3.0, help="Seconds per concurrency level.")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--n", type=int, default=1, help="Samples per request.")
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--torch-threads", type=int, default=None, help="cgan serve --torch-threads.")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cgan-serve-bench-") as tmp:
         os.environ.setdefault("CGAN_HOME", str(Path(tmp) / "home"))
-        run = args.run or train_run(Path(tmp) / "run", args.train_steps)
-        on = bench_server(run, True, levels, args.duration, args.n, args.max_batch_size, args.max_wait_ms)
-        off = bench_server(run, False, levels, args.duration, args.n, args.max_batch_size, args.max_wait_ms)
-        reference = reference_direct(run)
-    ratio = {level: round(on[level]["requests_per_s"] / max(off[level]["requests_per_s"], 1e-9), 2) for level in on}
-    top = str(max(levels))
+        if args.run:
+            results[str(args.run)] = bench_model(args.run, args, levels)
+        else:
+            for base in (int(b) for b in args.base_channels.split(",")):
+                run = train_run(Path(tmp) / f"dcgan-{base}", args.train_steps, base)
+                results[f"dcgan_base_channels_{base}"] = bench_model(run, args, levels)
     print(json.dumps({
         "benchmark": "serve_load", "n_per_request": args.n, "duration_s_per_level": args.duration,
-        "cpu_count": os.cpu_count(), "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
-        "batching_on": on, "batching_off": off, "throughput_ratio_on_over_off": ratio,
-        "goal": {"ratio_at_32_clients_ge_5": ratio.get("32", 0) >= 5,
-                 "p99_below_250ms_at_32_clients_with_batching": on.get("32", {}).get("p99_ms", 1e9) < 250},
-        "reference_plain_pytorch": reference,
-        "note": f"loopback; server and load generator share {os.cpu_count()} cores; top level {top} clients",
+        "cpu_count": os.cpu_count(), "torch_threads": args.torch_threads or "default",
+        "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, "models": results,
+        "note": f"loopback; server and load generator share {os.cpu_count()} cores; DCGAN 32x32x1",
     }, indent=2))
 
 

@@ -110,6 +110,19 @@ def test_concurrent_requests_share_a_generator_call_and_keep_their_bytes(server,
         assert [i["data_base64"] for i in alone["items"]] == [i["data_base64"] for i in together["items"]]
 
 
+def test_no_batching_serves_the_same_bytes_one_call_per_request(client):
+    srv, _ = start_server({"digits": tiny_dcgan_run()}, batching=False, open_store=False)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as plain:
+            model = plain.get("/v1/models/digits").json()
+            assert model["batching"] is False and "--no-batching" in model["batching_note"]
+            unbatched = plain.post("/v1/models/digits/generate", json={"n": 2, "seed": 77}).json()
+    finally:
+        srv.stop()
+    batched = client.post("/v1/models/digits/generate", json={"n": 2, "seed": 77}).json()
+    assert [i["sha256"] for i in unbatched["items"]] == [i["sha256"] for i in batched["items"]]
+
+
 def test_api_key_required_and_accepted(server):
     url = f"{server.url}/v1/models"
     missing = httpx.get(url)

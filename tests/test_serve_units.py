@@ -155,3 +155,28 @@ def test_models_that_override_sample_are_not_batched():
     assert not supports_latent_batching(TokenModel())
     assert supports_latent_batching(Declared())
     assert not supports_latent_batching(Coupled())
+
+
+def test_batcher_serves_a_lone_request_without_waiting_for_company():
+    import time
+
+    calls: list[list[int]] = []
+
+    def process(batch):
+        calls.append(list(batch))
+        return batch
+
+    async def main():
+        with ThreadPoolExecutor(1) as executor:
+            batcher = RequestBatcher(process, executor, max_batch_size=8, max_wait_s=1.0)
+            started = time.perf_counter()
+            assert await batcher.submit(1) == 1
+            lone = time.perf_counter() - started
+            assert await batcher.submit(2) == 2
+            together = await asyncio.gather(batcher.submit(3), batcher.submit(4))  # arrive together
+            await batcher.close()
+            return lone, together
+
+    lone, together = asyncio.run(main())
+    assert lone < 0.5 and together == [3, 4]
+    assert calls == [[1], [2], [3, 4]]

@@ -71,6 +71,8 @@ def serve_command(
     content_dir: Optional[Path] = typer.Option(None, "--content-dir", help="Content repository for store: true."),
     db: Optional[str] = typer.Option(None, "--db", help="Metadata database URL (default: CGAN_DB_URL or the "
                                                         "default SQLite file)."),
+    torch_threads: Optional[int] = typer.Option(None, "--torch-threads",
+                                                help="Intra-op threads of generator calls (default: torch's)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     hash_key: Optional[str] = typer.Option(None, "--hash-key",
                                            help="Print the SHA-256 digest of KEY ('-' reads stdin) for an API "
@@ -96,6 +98,8 @@ def serve_command(
     for value, flag in ((max_n, "--max-n"), (max_body_bytes, "--max-body-bytes"), (timeout, "--timeout"),
                         (max_batch_size, "--max-batch-size"), (workers, "--workers")):
         _positive(value, flag)
+    if torch_threads is not None:
+        _positive(torch_threads, "--torch-threads")
     if max_wait_ms < 0:
         raise UsageError(f"--max-wait-ms must be 0 or more, got {max_wait_ms:g}")
     if not 0 <= port <= 65535:
@@ -112,6 +116,7 @@ def serve_command(
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         api_keys_file=str(api_keys_file) if api_keys_file else None, insecure_no_auth=insecure_no_auth,
         public_gallery=public_gallery, content_dir=str(content_dir) if content_dir else None, db_url=db,
+        torch_threads=torch_threads,
     )
     keys = ApiKeys.load(settings.api_keys_file)
     check_listen_policy(host, keys, insecure_no_auth)

@@ -251,9 +251,8 @@ def create_app(settings: ServeSettings, pool: Optional[ModelPool] = None, keys: 
                                       f"'{model.describe().get('modality')}'; valid: {', '.join(model.formats)}")
         backend = content_backend() if request.store else None
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        assert model.batcher is not None
         try:
-            result = await asyncio.wait_for(model.batcher.submit(GenerationJob(request.n, seed, fmt)),
+            result = await asyncio.wait_for(model.generate(GenerationJob(request.n, seed, fmt)),
                                             settings.request_timeout_s)
         except asyncio.TimeoutError:
             raise HTTPException(504, f"no result within the per-request timeout of {settings.request_timeout_s:g} s; "

@@ -1,8 +1,8 @@
 """Request batching: concurrent requests for one model gathered into one worker call.
 
 Requests queue on the event loop. A collector task takes the first waiting request, waits up to
-``max_wait_s`` for company (not at all when the queue already holds a full batch), and hands the
-gathered jobs to the model's single worker thread. While the worker computes, new requests keep
+``max_wait_s`` for company (not at all when the queue already holds a full batch, or when the
+previous batch was a lone request), and hands the gathered jobs to the model's single worker thread. While the worker computes, new requests keep
 queueing, so under load the next batch is ready the moment the worker is free: the batch size
 adapts to the arrival rate without any extra waiting.
 """
@@ -53,6 +53,7 @@ class RequestBatcher(Generic[Job, Result]):
         self._task: Optional[asyncio.Task[None]] = None
         self.batches = 0
         self.jobs = 0
+        self._last_jobs = 0
 
     async def submit(self, job: Job) -> Result:
         """Queue ``job`` and wait for its result (cancelling the wait withdraws a queued job)."""
@@ -98,7 +99,9 @@ class RequestBatcher(Generic[Job, Result]):
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            deadline = loop.time() + self.max_wait_s
+            # Wait for company only when requests have been arriving together: a lone client
+            # (previous batch of one job) is served at once, without the max_wait delay.
+            deadline = loop.time() + (self.max_wait_s if self._last_jobs > 1 or len(self._queue) > 1 else 0.0)
             while not self._full():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -113,6 +116,7 @@ class RequestBatcher(Generic[Job, Result]):
                 continue
             self.batches += 1
             self.jobs += len(batch)
+            self._last_jobs = len(batch)
             try:
                 results = await loop.run_in_executor(self.executor, self.process, [p.job for p in batch])
             except Exception as exc:  # the whole call failed: every job in it gets the error

@@ -86,6 +86,20 @@ class GenerationResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class GeneratedSamples:
+    """One job's samples as they came out of a (possibly shared) generator call."""
+
+    samples: Any
+    batch_requests: int
+    batch_samples: int
+    generate_ms: float
+
+    def result(self, files: list[ContentFile]) -> GenerationResult:
+        """The job's result once its samples are encoded as ``files``."""
+        return GenerationResult(files, self.batch_requests, self.batch_samples, self.generate_ms)
+
+
 def supports_latent_batching(model: Any) -> bool:
     """Whether requests for ``model`` may share one ``generate`` call.
 
@@ -154,14 +168,17 @@ class SampleRunner:
         self.module = loaded.sample_generator
         self.modality = loaded.resolved.modality
         self.scratch_dir = scratch_dir or default_scratch_dir()
-        self.batching_reason = ""
-        self.batching = False
-        if not batching:
-            self.batching_reason = "turned off (--no-batching)"
-        elif not supports_latent_batching(self.model):
-            self.batching_reason = "the model samples step by step (it overrides GANModel.sample)"
+        # latent_path: requests are computed as seeded sample_latent + one generate call, the
+        # recipe that may be batched; otherwise each request is a plain model.sample call.
+        self.latent_path = False
+        if not supports_latent_batching(self.model):
+            note = "the model samples step by step (it overrides GANModel.sample); one call per request"
         else:
-            self.batching, self.batching_reason = self._probe_independence()
+            self.latent_path, note = self._probe_independence()
+        self.batching = batching and self.latent_path
+        if self.latent_path and not batching:
+            note = "turned off (--no-batching): one generate call per request, same computation"
+        self.batching_reason = note
 
     # --- sampling ---------------------------------------------------------------------------
     def _latent(self, job: GenerationJob) -> Any:
@@ -174,30 +191,35 @@ class SampleRunner:
             return self.model.generate(latent, generator_module=self.module).cpu()
 
     def _probe_independence(self) -> tuple[bool, str]:
-        """Check on eight seeds that a sample's bits do not depend on its batch companions.
+        """Check on 17 seeds that a sample's bits do not depend on its batch companions.
 
-        Each seed's sample is computed alone, in a batch of 3, of 5 and of 8; batching is used only
-        if every row is bit-identical (a dense layer whose matrix kernels change with the batch
-        size, as in TGAN or WaveGAN, fails this and is then served one request per call).
+        Each seed's sample is computed alone, in batches of 2, 3, 5 and 7, and in one batch of 17;
+        the latent recipe is used only if every row is bit-identical. A model whose kernels change
+        their last bits with the batch size (TGAN's and WaveGAN's dense first layers) fails this
+        and is served by ``model.sample``, one request per call.
         """
-        jobs = [GenerationJob(1, seed) for seed in range(11, 19)]
+        jobs = [GenerationJob(1, seed) for seed in range(11, 28)]
         try:
             latents = [self._latent(job) for job in jobs]
             if not all(isinstance(latent, torch.Tensor) for latent in latents):
-                return False, "the model's latent is not a tensor"
+                return False, "the model's latent is not a tensor; one call per request"
             alone = torch.cat([self._generate(latent) for latent in latents])
-            together = torch.cat([self._generate(torch.cat(latents[:3])), self._generate(torch.cat(latents[3:]))])
+            chunks, start = [], 0
+            for size in (2, 3, 5, 7):
+                chunks.append(self._generate(torch.cat(latents[start:start + size])))
+                start += size
+            together = torch.cat(chunks)
             everything = self._generate(torch.cat(latents))
         except Exception as exc:  # a model that cannot batch is served request by request
-            return False, f"batched generation failed in the probe ({type(exc).__name__}: {exc})"
+            return False, f"batched generation failed in the probe ({type(exc).__name__}: {exc}); one call per request"
         if not (together.shape == alone.shape == everything.shape and torch.equal(together, alone)
                 and torch.equal(everything, alone)):
             return False, "samples depend on their batch companions in the last bits (probe); one call per request"
         return True, "latents are concatenated; outputs are bit-identical to single requests"
 
     def samples(self, jobs: list[GenerationJob]) -> list[torch.Tensor]:
-        """Samples (modality tensor format, CPU) for each job, in one call when batching."""
-        if self.batching:
+        """Samples (modality tensor format, CPU) for each job, in one generator call."""
+        if self.latent_path:
             latents = [self._latent(job) for job in jobs]
             output = self._generate(torch.cat(latents))
             return list(output.split([job.n for job in jobs]))
@@ -217,20 +239,13 @@ class SampleRunner:
             paths = self.modality.write_samples(samples, Path(scratch), info, self.loaded.data_info, **kwargs)
             return [ContentFile(Path(p).name, media_type_for(p), Path(p).read_bytes()) for p in paths]
 
-    def run(self, jobs: list[GenerationJob]) -> list[Union[GenerationResult, BaseException]]:
-        """Generate and encode every job; a job whose encoding fails gets its exception back."""
+    def generate(self, jobs: list[GenerationJob]) -> list[GeneratedSamples]:
+        """The samples of every job, from one generator call (the batcher's ``process``)."""
         started = time.perf_counter()
         samples = self.samples(jobs)
         generate_ms = (time.perf_counter() - started) * 1000.0
         total = sum(job.n for job in jobs)
-        results: list[Union[GenerationResult, BaseException]] = []
-        for job, job_samples in zip(jobs, samples):
-            try:
-                files = self.encode(job_samples, job)
-            except Exception as exc:  # one bad job must not fail its batch companions
-                results.append(exc)
-                continue
-            results.append(GenerationResult(files, batch_requests=len(jobs) if self.batching else 1,
-                                            batch_samples=total if self.batching else job.n,
-                                            generate_ms=generate_ms))
-        return results
+        shared = self.latent_path  # model.sample runs each job on its own
+        return [GeneratedSamples(job_samples, batch_requests=len(jobs) if shared else 1,
+                                 batch_samples=total if shared else job.n, generate_ms=generate_ms)
+                for job, job_samples in zip(jobs, samples)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from cgan_core.serve.batcher import RequestBatcher
-from cgan_core.serve.generation import GenerationJob, GenerationResult, SampleRunner
+from cgan_core.serve.generation import GeneratedSamples, GenerationJob, GenerationResult, SampleRunner
 from cgan_core.serve.settings import ServedRun, ServeSettings
 
 log = logging.getLogger("cgan.serve")
@@ -30,14 +31,15 @@ def _plugin_package(model_name: str) -> Optional[str]:
 class ServedModel:
     """One run served under a name: its status, loaded model, worker thread and batcher."""
 
-    def __init__(self, run: ServedRun, settings: ServeSettings) -> None:
+    def __init__(self, run: ServedRun, settings: ServeSettings, encoder: Optional[ThreadPoolExecutor] = None) -> None:
         self.run = run
         self.settings = settings
+        self.encoder = encoder
         self.status = LOADING
         self.error: Optional[str] = None
         self.loaded: Any = None
         self.runner: Optional[SampleRunner] = None
-        self.batcher: Optional[RequestBatcher[GenerationJob, GenerationResult]] = None
+        self.batcher: Optional[RequestBatcher[GenerationJob, GeneratedSamples]] = None
         self.load_seconds: Optional[float] = None
         self.plugin_package: Optional[str] = None
         # One thread per model: generator calls for a model never overlap, batches do the sharing.
@@ -65,7 +67,7 @@ class ServedModel:
         self.loaded, self.runner = loaded, runner
         self.plugin_package = _plugin_package(loaded.resolved.config.plugin)
         self.batcher = RequestBatcher(
-            runner.run, self.executor,
+            runner.generate, self.executor,
             max_batch_size=self.settings.max_batch_size if runner.batching else 1,
             max_wait_s=self.settings.max_wait_ms / 1000.0 if runner.batching else 0.0,
             max_jobs=None if runner.batching else 1,
@@ -75,6 +77,18 @@ class ServedModel:
         self.status = READY
         log.info("model '%s' ready from %s (checkpoint %s, batching: %s)", self.name, self.run.path,
                  loaded.checkpoint, runner.batching_reason)
+
+    async def generate(self, job: GenerationJob) -> GenerationResult:
+        """Generate (in a batch with whatever else is waiting) and encode one job.
+
+        Encoding runs in the shared encoder threads, so the model's worker goes on to the next
+        batch while this one's files are written.
+        """
+        assert self.batcher is not None and self.runner is not None
+        generated = await self.batcher.submit(job)
+        loop = asyncio.get_running_loop()
+        files = await loop.run_in_executor(self.encoder, self.runner.encode, generated.samples, job)
+        return generated.result(files)
 
     @property
     def formats(self) -> list[str]:
@@ -114,7 +128,9 @@ class ModelPool:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.models = {run.name: ServedModel(run, settings) for run in settings.runs}
+        # Writers (PNG/MP4/WAV encoding, file I/O) mostly release the GIL: a few threads suffice.
+        self.encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cgan-serve-encode")
+        self.models = {run.name: ServedModel(run, settings, self.encoder) for run in settings.runs}
         self._thread: Optional[threading.Thread] = None
 
     def start_loading(self) -> None:
@@ -125,6 +141,10 @@ class ModelPool:
 
     def load_all(self) -> None:
         """Load every model still loading, one after the other."""
+        if self.settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(int(self.settings.torch_threads))
         for model in self.models.values():
             if model.status == LOADING:
                 model.load()
@@ -152,3 +172,4 @@ class ModelPool:
             if model.batcher is not None:
                 await model.batcher.close()
             model.executor.shutdown(wait=False, cancel_futures=True)
+        self.encoder.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any, Optional
@@ -23,6 +24,9 @@ def serve_forever(settings: ServeSettings, host: str, port: int, workers: int = 
     from uvicorn.config import LOGGING_CONFIG
 
     os.environ[SETTINGS_ENV] = settings.to_json()
+    # Model and encoder threads hold the GIL for short stretches of Python; a shorter switch
+    # interval than the default 5 ms lets the event loop answer in between.
+    sys.setswitchinterval(0.0005)
     log_config = copy.deepcopy(LOGGING_CONFIG)  # cgan.serve lines (model ready/failed) like uvicorn's own
     log_config["loggers"]["cgan"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run("cgan_core.serve.app:create_app_from_env", factory=True, host=host, port=port,

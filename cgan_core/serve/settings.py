@@ -47,6 +47,8 @@ class ServeSettings:
         content_dir: Content repository directory for ``store: true`` (default: the store's own).
         db_url: Metadata database URL for ``store: true`` (default: the store's own).
         gallery_limit: Items shown per model in the gallery.
+        torch_threads: Intra-op threads of the generator calls (``None``: torch's default). On a
+            small machine, fewer threads than cores leave a core to the HTTP event loop.
     """
 
     runs: list[ServedRun] = field(default_factory=list)
@@ -64,6 +66,7 @@ class ServeSettings:
     content_dir: Optional[str] = None
     db_url: Optional[str] = None
     gallery_limit: int = 48
+    torch_threads: Optional[int] = None
 
     def to_json(self) -> str:
         """Serialise for :data:`SETTINGS_ENV` (worker processes rebuild the app from it)."""
