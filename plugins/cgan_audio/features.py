@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-LOG_FLOOR = 1e-6  # added before the logarithm: about -60 dB below a full-scale sine's band energy
+FLOOR_DB = -80.0  # power floor relative to a full-scale sine: quieter detail than this does not count
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,15 @@ class MelSettings:
         n_fft = 1 << int(np.floor(np.log2(max(64, min(length, sample_rate * 0.064)))))
         return cls(int(sample_rate), n_fft, n_fft // 4, max(16, min(64, n_fft // 8)))
 
+    def full_scale_power(self) -> float:
+        """Power of a full-scale sine in its STFT bin: (sum of the Hann window / 2) squared."""
+        return (self.n_fft / 4.0) ** 2
+
     def describe(self) -> str:
         """One line for provenance."""
         return (f"mono {self.sample_rate} Hz, power mel spectrogram (torchaudio, HTK, Hann n_fft={self.n_fft}, "
-                f"hop={self.hop_length}, n_mels={self.n_mels}), log(x + {LOG_FLOOR:g})")
+                f"hop={self.hop_length}, n_mels={self.n_mels}), natural log of power relative to a full-scale "
+                f"sine, floored at {FLOOR_DB:g} dB")
 
     def transform(self) -> torch.nn.Module:
         """The torchaudio ``MelSpectrogram`` module for these settings."""
@@ -72,9 +77,11 @@ def logmel(waves: torch.Tensor, settings: MelSettings, device: torch.device | st
         shape = tuple(waves.shape) if hasattr(waves, "shape") else type(waves).__name__
         raise ValueError(f"audio features need waves shaped (N, 1, L), got {shape}")
     transform = settings.transform().to(device)
+    scale = 1.0 / settings.full_scale_power()
+    floor = 10.0 ** (FLOOR_DB / 10.0)
     out = []
     for batch in _batches(waves.reshape(waves.shape[0], -1).float(), batch_size):
-        out.append(torch.log(transform(batch.to(device)) + LOG_FLOOR).cpu())
+        out.append(torch.log(transform(batch.to(device)) * scale + floor).cpu())
     return torch.cat(out) if out else torch.empty(0, settings.n_mels, 0)
 
 
