@@ -157,3 +157,38 @@ def test_reference_subset_is_seeded_and_disjoint_keys():
     assert a.key == b.key != c.key
     assert torch.equal(a.labels, a.samples.view(-1).long() % 3)  # labels follow their samples
     assert len(reference_from_loaded(data)) == 40
+
+
+def test_runner_contract_for_any_metric():
+    """Provenance per reported number, errors of misbehaving metrics, and untouched global RNGs."""
+    import random
+
+    import numpy as np
+
+    from cgan_core import CganRuntimeError, UsageError
+    from cgan_core.plugins import get_registry
+    from cgan_core.specs import MetricSpec
+
+    def pair(ctx):
+        ctx.record("toy-a", extractor="toy-net", weights_sha256="ab" * 32, preprocessing="none", k=2)
+        torch.rand(3), np.random.rand(), random.random()  # a metric may draw random numbers
+        return {"toy-a": 1.5, "toy-b": 2}
+
+    tables = get_registry().tables["metrics"]
+    tables["image/toy-pair"] = MetricSpec("toy-pair", "image", compute=pair, higher_is_better=True)
+    tables["image/toy-text"] = MetricSpec("toy-text", "image", compute=lambda ctx: {"toy-text": "high"})
+    tables["image/toy-small"] = MetricSpec("toy-small", "image",
+                                           compute=lambda ctx: (_ for _ in ()).throw(ValueError("need 5 samples")))
+    real, fake = torch.zeros(4, 1, 8, 8), torch.ones(3, 1, 8, 8)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    report = evaluate_samples("image", real, fake, ["toy-pair"], seed=5, checkpoint="best", step=7, reference="toy")
+    assert torch.equal(states[0], torch.get_rng_state()) and (states[1] == np.random.get_state()[1]).all()
+    assert states[2] == random.getstate()
+    a, b = report.result("toy-a"), report.result("toy-b")
+    assert (a.value, a.extractor, a.weights_sha256, a.details) == (1.5, "toy-net", "ab" * 32, {"k": 2})
+    assert (b.value, b.extractor, b.higher_is_better) == (2.0, None, True)
+    assert (a.n_real, a.n_fake, a.seed, a.checkpoint, a.step, a.reference) == (4, 3, 5, "best", 7, "toy")
+    with pytest.raises(CganRuntimeError, match="'toy-text' returned a non-number"):
+        evaluate_samples("image", real, fake, ["toy-text"])
+    with pytest.raises(UsageError, match="'toy-small' cannot be computed on these samples: need 5 samples"):
+        evaluate_samples("image", real, fake, ["toy-small"])

@@ -17,17 +17,17 @@ EXTRACTOR_NAMES = ("effnet-lite0", "classifier", "inception")
 EXTRACTOR_WORDS = {
     "effnet-lite0": "ImageNet EfficientNet-Lite0 features (offline)",
     "classifier": "features of a small CNN cgan trains on the dataset's labels (offline)",
-    "inception": "the standard FID Inception-v3 (needs its weights file or a download)",
+    "inception": "the standard FID Inception-v3 features (needs its weights file or a download)",
 }
 
-# metric -> (higher is better, description)
+# metric -> (higher is better, description before "on <features>")
 FEATURE_METRICS: dict[str, tuple[bool, str]] = {
-    "fid": (False, "Fréchet distance between Gaussians fitted to real and generated"),
+    "fid": (False, "Fréchet distance between real and generated"),
     "kid": (False, "Kernel Inception Distance (unbiased MMD², cubic kernel; std in provenance) between real and generated"),
-    "precision": (True, "improved precision (Kynkäänniemi 2019, k=3): generated inside the real manifold, of"),
-    "recall": (True, "improved recall (Kynkäänniemi 2019, k=3): real inside the generated manifold, of"),
-    "density": (True, "density (Naeem 2020, k=5) of generated samples among real neighbourhoods, of"),
-    "coverage": (True, "coverage (Naeem 2020, k=5): real neighbourhoods holding a generated sample, of"),
+    "precision": (True, "improved precision (Kynkäänniemi 2019, k=3): share of generated samples on the real manifold,"),
+    "recall": (True, "improved recall (Kynkäänniemi 2019, k=3): share of real samples on the generated manifold,"),
+    "density": (True, "density (Naeem 2020, k=5) of generated samples among real neighbourhoods,"),
+    "coverage": (True, "coverage (Naeem 2020, k=5): share of real neighbourhoods holding a generated sample,"),
 }
 
 
@@ -88,7 +88,7 @@ def image_metric_specs() -> list[MetricSpec]:
             compute: Callable[[Any], dict[str, float]] = partial(compute_feature_metric, metric, extractor)
             specs.append(MetricSpec(
                 name=f"{metric}@{extractor}", modality="image", compute=compute, higher_is_better=higher,
-                extractor=extractor, description=f"{words} {EXTRACTOR_WORDS[extractor]}",
+                extractor=extractor, description=f"{words} on {EXTRACTOR_WORDS[extractor]}",
             ))
     specs.append(MetricSpec(
         name="classifier-score", modality="image", compute=compute_classifier_score, higher_is_better=True,
