@@ -6,6 +6,7 @@ the implementation on top of :mod:`cgan_core.content` (the repository ``cgan gen
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence
@@ -134,14 +135,25 @@ class RepositoryBackend:
         return self._item(item) if item is not None else None
 
     def recent(self, model: Any, limit: int) -> list[StoredItem]:
-        from cgan_core.errors import UsageError
+        from sqlalchemy import or_, select
 
-        try:
-            items = self.store_api.list(run=str(Path(model.run.path).resolve()))
-        except UsageError:  # the run is not in the database yet: nothing stored
-            return []
-        shown = [self._item(item) for item in reversed(items) if within(Path(item.path), self.roots)]
-        return shown[:limit]
+        from cgan_core.content import ContentItem, resolve_run_ids
+        from cgan_core.db.models import CONTENT_OK, Content, Run
+
+        run_path = str(Path(model.run.path).resolve())
+
+        def query(session: Any) -> list[Any]:
+            run_ids = resolve_run_ids(session, run_path)
+            if not run_ids:  # the run is not in the database yet: nothing stored
+                return []
+            inside = or_(*[Content.path.startswith(str(root).rstrip(os.sep) + os.sep) for root in self.roots])
+            statement = (select(Content, Run.name).outerjoin(Run, Run.id == Content.run_id)
+                         .where(Content.state == CONTENT_OK, Content.run_id.in_(run_ids), inside)
+                         .order_by(Content.id.desc()).limit(limit))
+            return [ContentItem.from_row(content, name) for content, name in session.execute(statement)]
+
+        # the SQL prefix test narrows the rows; within() also resolves symlinks before trusting a path
+        return [self._item(item) for item in self.db.read(query) if within(Path(item.path), self.roots)]
 
     def close(self) -> None:
         """Release the database connections."""
