@@ -48,7 +48,9 @@ def weights_sha256() -> str:
 def load_minilm(device: str = "cpu") -> tuple[Any, Any]:
     """Tokenizer and encoder, loaded once per process and device."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar in cgan evaluate's output
     folder = str(minilm_folder())
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()

@@ -39,7 +39,8 @@ def register_modalities(register: Callable[[Any], None]) -> None:
         write_preview=_lazy("cgan_text.writers", "write_text_preview"),
         log_preview=_lazy("cgan_text.writers", "log_text_preview"),
         default_dataset="lee",
-        default_metrics=("nll-test", "bleu", "self-bleu", "fed@minilm", "distinct"),
+        # nll-oracle applies to the oracle dataset only; elsewhere evaluate skips it with a note.
+        default_metrics=("nll-oracle", "nll-test", "bleu", "self-bleu", "fed@minilm", "distinct"),
         default_eval_samples=1000,
         content_formats=("txt", "jsonl"),
         description="Token sequences: .txt (one sample per line), folders of .txt, .csv/.jsonl with data.field",
@@ -59,6 +60,10 @@ def register_models(register: Callable[[Any], None]) -> None:
                         "log_every": 1, "n_preview": 16, "amp": False},
         extra_sections={"phases": PhasesConfig, "embed": EmbedConfig},
         description="SeqGAN (Yu et al., AAAI 2017): LSTM generator, CNN discriminator, policy gradient with rollouts",
+        conformance={"model.g_embed_dim": 8, "model.g_hidden_dim": 8, "model.d_embed_dim": 8,
+                     "model.d_filter_sizes": [2, 3], "model.d_num_filters": [6, 6], "model.rollouts": 2,
+                     "model.d_rounds": 1, "model.d_epochs": 1, "model.d_batches_per_epoch": 2,
+                     "model.reward_batch": 64, "data.max_len": 10, "data.max_vocab": 100},
     ))
 
 
@@ -70,6 +75,7 @@ def register_datasets(register: Callable[[Any], None]) -> None:
                          description="gensim's bundled Lee news corpus (350 articles), split into sentences"))
     register(DatasetSpec("oracle", "text", _lazy("cgan_text.datasets", "load_oracle"),
                          data_defaults={"max_len": 20},
+                         conformance={"data.oracle_vocab": 50, "data.oracle_embed": 8, "data.oracle_hidden": 8},
                          description="SeqGAN's synthetic data: 9,984 sequences from an oracle LSTM "
                                      "(data.oracle_params=PATH.npz for the paper's, else a seeded random one)"))
 

@@ -143,6 +143,10 @@ class SeqGAN(GANModel):
         return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:7], "little"))
 
     def _epoch_batches(self, ctx: StepContext) -> int:
+        if ctx.world_size > 1:
+            # The step functions call the generator's sampling and rollout methods, which a
+            # DistributedDataParallel wrapper does not synchronise.
+            raise UsageError("seqgan trains in one process; run it without torchrun")
         return batches_per_epoch(self.items, ctx.train.batch_size)
 
     # --- step functions --------------------------------------------------------------------------
@@ -155,6 +159,7 @@ class SeqGAN(GANModel):
                 raise UsageError(f"the vectors in '{embed.path}' have {vectors.vector_size} dimensions but "
                                  f"embed.dim={embed.dim}; set --set embed.dim={vectors.vector_size}")
         else:
+            self._epoch_batches(ctx)  # refuses distributed training
             sequences = _all_sequences(ctx.data.dataset)
             vectors = train_vectors(embed.kind, corpus_tokens(sequences, self.data_info), int(embed.dim),
                                     int(embed.window), int(embed.epochs), int(embed.min_count), int(embed.seed))
@@ -183,7 +188,8 @@ class SeqGAN(GANModel):
         """Fresh negatives, then ``model.d_epochs`` epochs on real + negative batches."""
         model = self.config.model
         batch = int(ctx.train.batch_size)
-        batches = int(model.d_batches_per_epoch) or self._epoch_batches(ctx)
+        full_epoch = self._epoch_batches(ctx)
+        batches = int(model.d_batches_per_epoch) or full_epoch
         rng = self._rng(ctx, purpose)
         negatives = torch.cat([self.generator.sample_with_uniforms(torch.rand(min(1024, batches * batch - i),
                                                                               self.seq_len, generator=rng))
@@ -231,6 +237,7 @@ class SeqGAN(GANModel):
     def adversarial_step(self, ctx: StepContext) -> dict[str, float]:
         """One adversarial iteration: generator steps, then discriminator rounds."""
         model = self.config.model
+        self._epoch_batches(ctx)  # refuses distributed training
         if ctx.phase_step == 0:  # the rollout network starts as a copy of the pre-trained generator
             self.rollout.load_state_dict(self.generator.state_dict())
         logs: dict[str, float] = {}
