@@ -12,6 +12,7 @@ from cgan_core.cli.content import content_app
 from cgan_core.cli.evaluate import evaluate_command
 from cgan_core.cli.generate import generate_command
 from cgan_core.cli.info import env_command, list_command, plugins_command
+from cgan_core.cli.pipeline import pipeline_app
 from cgan_core.cli.serve import serve_command
 from cgan_core.cli.report import report_command
 from cgan_core.cli.runs import runs_app
@@ -40,6 +41,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     app.command("serve")(serve_command)
     app.add_typer(content_app, name="content")
     app.add_typer(runs_app, name="runs")
+    app.add_typer(pipeline_app, name="pipeline")
     app.command("report")(report_command)
     if with_plugins:
         from cgan_core.errors import CganError
