@@ -85,7 +85,7 @@ def resolve_metric_specs(modality: ModalitySpec, names: Optional[Sequence[str]] 
         if not wanted:
             valid = ", ".join(sorted(registry.metrics(modality.name))) or "(none registered)"
             raise UsageError(f"modality '{modality.name}' declares no default metrics; pass --metric NAME "
-                             f"(valid: {valid})")
+                             f"or set eval.metrics (valid: {valid})")
     return [registry.metric(modality.name, name) for name in wanted], explicit
 
 
@@ -276,8 +276,9 @@ def evaluate_model(
     n = n_samples or (eval_config.n_samples if eval_config is not None else 0) or resolved.modality.default_eval_samples
     names = split_metric_names(metrics) or list(getattr(eval_config, "metrics", ()) or ())
     if load_split is None:
-        load_split = _split_loader(resolved, cache_dir, load_data)
-    was_training = model.training
+        load_split = _split_loader(resolved, Path(run) / "cache" if run else None, load_data)
+    # Each submodule's own mode is restored (a model may keep parts in eval mode on purpose).
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         fake = generate_samples(model, n, seed, sample_generator)
@@ -289,15 +290,17 @@ def evaluate_model(
             registry=registry,
         )
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
-def _split_loader(resolved: "ResolvedRun", cache_dir: Optional[Path], load_data: Callable[..., Any]) -> Callable[[str], Any]:
+def _split_loader(resolved: "ResolvedRun", data_cache: Optional[Path],
+                  load_data: Callable[..., Any]) -> Callable[[str], Any]:
     """A ``load_split(split)`` over the run's dataset; a loader failure means "not available" (``None``)."""
 
     def load_split(split: str) -> Any:
         try:
-            return load_data(resolved, split=split, cache_dir=cache_dir)
+            return load_data(resolved, split=split, cache_dir=data_cache)
         except UsageError:
             return None
 
