@@ -67,6 +67,17 @@ def test_gif_per_sample_and_bad_format(tmp_path: Path):
         assert image.n_frames == 6 and image.size == (32, 32)
         image.seek(3)
         assert abs(np.asarray(image.convert("L"), dtype=np.float64)[12, 12] - 229.5) < 2
+    still = _samples(n=1)[:, :, :1].expand(-1, -1, 6, -1, -1)  # six identical frames stay six frames
+    (path,) = write_video_samples(still, tmp_path / "still", SampleInfo(), {}, fmt="gif")
+    with Image.open(path) as image:
+        assert image.n_frames == 6
+    colour = _samples(n=1, channels=3)
+    colour[:, 1] = -0.5  # a coloured square: one palette for the clip, no dithering
+    (path,) = write_video_samples(colour, tmp_path / "colour", SampleInfo(), {}, fmt="gif")
+    with av.open(str(path)) as container:
+        decoded = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    expected = ((colour[0].permute(1, 2, 3, 0) + 1) * 127.5).round().numpy()
+    assert decoded.shape == (6, 32, 32, 3) and np.abs(decoded - expected).max() <= 1
     with pytest.raises(UsageError, match="mp4 or gif"):
         write_video_samples(_samples(), tmp_path, SampleInfo(), {}, fmt="avi")
 

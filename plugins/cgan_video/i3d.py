@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -97,7 +98,10 @@ def load_i3d(path: str, sha256: str) -> Any:
     """The TorchScript I3D at ``path`` (eval mode, CPU); ``sha256`` keys the cache."""
     try:
         # TorchScript archives hold TorchScript code and tensors, not arbitrary pickled Python.
-        return torch.jit.load(path, map_location="cpu").eval()
+        # The published I3D exists only in this format, so torch's deprecation notice is moot here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(path, map_location="cpu").eval()
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"'{path}' is not a TorchScript I3D file ({first})") from None

@@ -6,11 +6,15 @@
 - ``fvd@i3d``: the standard FVD with the Kinetics-400 I3D (see :mod:`cgan_video.i3d`).
 - ``frame-fid@X``: the image metric ``fid@X`` on individual frames, looked up through the
   registry (the image plugin's extractors; never imported).
-- ``temporal-consistency``: for each generated clip, the probability mass the per-frame
-  classifier puts on the clip's consensus classes (the top classes of the clip's mean
-  prediction; for moving-digits, its one or two digits), averaged over frames and clips. Content that changes identity mid-clip, or
-  frames in which nothing recognisable is drawn, lower it; real moving-digits clips score
-  close to 1. Higher is better.
+- ``temporal-consistency``: how much of what a per-frame classifier (trained on the dataset's
+  labels) sees in a frame belongs to the clip it comes from: the mean inner product of the
+  features of two frames of one clip minus that of frames of two different clips (features
+  centred on their mean), divided by the feature variance of real frames. A digit that changes
+  mid-clip lowers it, and so does content that drifts or flickers; output that is the same in
+  every clip (an untrained or collapsed generator) or noise scores about 0. Real clips give
+  the ``reference_value`` in its provenance, next to ``consensus_mass``: the probability mass
+  frames put on their clip's consensus classes (a stricter reading: 0 until frames show
+  recognisable classes). Higher is better.
 
 This module stays light (it is imported when plugins register); torch is imported when a
 metric is computed.
@@ -108,35 +112,73 @@ def compute_frame_fid(extractor: str, ctx: Any) -> dict[str, float]:
     return {name: float(values[f"fid@{extractor}"])}
 
 
+def clip_identity_covariance(features: Any) -> float:
+    """Mean inner product of two different frames of one clip minus that of frames of two clips.
+
+    With features centred on their own mean this is the feature variance that belongs to the
+    clip a frame comes from (what stays the same through a clip and differs between clips).
+
+    Args:
+        features: ``(N, T, D)`` per-frame features (float64), ``N >= 2`` and ``T >= 2``.
+    """
+    n, t, _ = features.shape
+    features = features - features.mean(dim=(0, 1))
+    clip_sums = features.sum(dim=1)  # (N, D)
+    squares = (clip_sums * clip_sums).sum(dim=1)  # |sum_t f_it|^2 per clip
+    frame_squares = (features * features).sum(dim=(1, 2))  # sum_t |f_it|^2 per clip
+    within = float(((squares - frame_squares) / (t * (t - 1))).mean())  # pairs t != t' of a clip
+    total = clip_sums.sum(dim=0)
+    between = (float(total @ total) - float(squares.sum())) / (t * t * n * (n - 1))
+    return within - between
+
+
 def compute_temporal_consistency(ctx: Any) -> dict[str, float]:
     """``MetricSpec.compute`` of ``temporal-consistency`` (see the module docstring)."""
+    import torch
+
+    from cgan_core import MetricUnavailable
+
     from cgan_video.classifiers import INPUT_SIDE, as_clips, load_or_train, resize_frames, run_batched
 
     model, sha, meta = ctx.memoized("video-frame-classifier", lambda: load_or_train(ctx, "frame"))
     per_clip = int(meta["classes_per_clip"])
 
-    def score(samples: Any) -> tuple[float, float]:
+    def frame_outputs(samples: Any) -> tuple[Any, Any]:
         clips = as_clips(samples)
         n, c, t = clips.shape[:3]
 
-        def probabilities(batch: Any) -> Any:
+        def run(batch: Any) -> Any:
             frames = resize_frames(batch).transpose(1, 2).reshape(-1, c, INPUT_SIDE, INPUT_SIDE)
-            return model(frames).softmax(dim=1).view(batch.shape[0], t, -1)
+            features = model.features(frames)
+            probabilities = model.head(features).softmax(dim=1)
+            return torch.cat([features, probabilities], dim=1).view(batch.shape[0], t, -1)
 
-        probs = run_batched(probabilities, clips, ctx.device, batch_size=32)[..., :-1]  # (N, T, K), "nothing" dropped
+        out = run_batched(run, clips, ctx.device, batch_size=32)
+        classes = int(meta["classes"]) + 1  # the last one is "nothing"
+        return out[..., :-classes].double(), out[..., -classes:-1].double()
+
+    real_features, real_probs = ctx.memoized(f"video-tc-real:{sha}", lambda: frame_outputs(ctx.real))
+    fake_features, fake_probs = frame_outputs(ctx.fake)
+    if fake_features.shape[0] < 2 or fake_features.shape[1] < 2:
+        raise MetricUnavailable("temporal-consistency needs at least 2 clips of at least 2 frames")
+    # The scale comes from the real frames, so variations too small to matter score near 0.
+    scale = float(((real_features - real_features.mean(dim=(0, 1))) ** 2).sum(dim=2).mean())
+
+    def consistency(features: Any) -> float:
+        return clip_identity_covariance(features) / max(scale, 1e-12)
+
+    def consensus_mass(probs: Any) -> float:
         consensus = probs.mean(dim=1).topk(per_clip, dim=1).indices  # (N, k)
-        chosen = probs.gather(2, consensus.unsqueeze(1).expand(-1, t, -1))  # (N, T, k)
-        frame_agreement = chosen.sum(dim=2)  # probability mass a frame puts on the clip's consensus set
-        top = probs.topk(per_clip, dim=2).indices.sort(dim=2).values
-        same_set = (top == consensus.sort(dim=1).values.unsqueeze(1)).all(dim=2).float()
-        return float(frame_agreement.mean()), float(same_set.mean())
+        chosen = probs.gather(2, consensus.unsqueeze(1).expand(-1, probs.shape[1], -1))
+        return float(chosen.sum(dim=2).mean())
 
-    value, agreement = score(ctx.fake)
-    real_value, _ = ctx.memoized(f"video-tc-real:{sha}", lambda: score(ctx.real))
+    value = consistency(fake_features)
     ctx.record("temporal-consistency", extractor="frame-classifier", weights_sha256=sha,
-               preprocessing=f"frames resized to {INPUT_SIDE}x{INPUT_SIDE}, [-1,1] float32",
+               preprocessing=f"frames resized to {INPUT_SIDE}x{INPUT_SIDE}, [-1,1] float32; 128-d frame "
+                             "features, scaled by the reference frames' feature variance",
                classifier_accuracy=meta["classifier_accuracy"], classifier_trained_on=meta["classifier_trained_on"],
-               top_set_agreement=agreement, reference_value=real_value, classes_per_clip=per_clip)
+               reference_value=consistency(real_features), consensus_mass=consensus_mass(fake_probs),
+               reference_consensus_mass=consensus_mass(real_probs), classes_per_clip=per_clip)
     return {"temporal-consistency": value}
 
 
@@ -150,7 +192,8 @@ def video_metric_specs() -> list[MetricSpec]:
                    description="standard FVD: Kinetics-400 I3D TorchScript features (needs its file or a download)"),
         MetricSpec("temporal-consistency", "video", compute_temporal_consistency, higher_is_better=True,
                    extractor="frame-classifier",
-                   description="per-frame classifier's agreement with each clip's consensus classes (0..1)"),
+                   description="clip-identity share of per-frame classifier feature variance (0 for collapsed "
+                               "output or noise; real clips give the reference value)"),
     ]
     for extractor in FRAME_FID_EXTRACTORS:
         compute: Callable[[Any], dict[str, float]] = partial(compute_frame_fid, extractor)

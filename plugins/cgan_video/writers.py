@@ -81,14 +81,47 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int) -> Path:
     return path
 
 
-def write_gif(frames: np.ndarray, path: Path, fps: int) -> Path:
-    """Write RGB uint8 frames ``(T, H, W, 3)`` as a looping GIF, atomically."""
+def palette_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 frames ``(T, H, W, 3)`` as palette indices ``(T, H, W)`` and one ARGB palette ``(256, 4)``.
+
+    Gray frames use the 256 gray levels (lossless); colour frames share one palette that
+    Pillow's median cut makes from all frames together (no dithering, so it is deterministic).
+    """
+    palette = np.full((256, 4), 255, dtype=np.uint8)
+    if (frames[..., 0] == frames[..., 1]).all() and (frames[..., 1] == frames[..., 2]).all():
+        palette[:, 1:] = np.arange(256, dtype=np.uint8)[:, None]
+        return np.ascontiguousarray(frames[..., 0]), palette
     from PIL import Image
 
-    images = [Image.fromarray(pixels) for pixels in frames]
+    count, height, width, _ = frames.shape
+    mosaic = Image.fromarray(frames.reshape(count * height, width, 3))
+    quantized = mosaic.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    colours = np.asarray(quantized.getpalette()[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
+    palette[: len(colours), 1:] = colours
+    return np.asarray(quantized, dtype=np.uint8).reshape(count, height, width), palette
+
+
+def write_gif(frames: np.ndarray, path: Path, fps: int) -> Path:
+    """Write RGB uint8 frames ``(T, H, W, 3)`` as a looping GIF (FFmpeg's encoder), atomically.
+
+    Every frame is kept, also when it repeats the previous one (Pillow's GIF writer merges
+    repeated frames, which would change the clip's length).
+    """
+    import av
+
+    indices, palette = palette_frames(frames)
     tmp = path.with_name(path.name + ".tmp.gif")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=max(1, round(1000 / max(1, fps))), optimize=False, disposal=1)
+    with av.open(str(tmp), mode="w", format="gif") as container:
+        stream = container.add_stream("gif", rate=int(fps))
+        stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
+        stream.pix_fmt = "pal8"
+        for index, pixels in enumerate(indices):
+            frame = av.VideoFrame.from_ndarray((pixels, palette), format="pal8")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     tmp.replace(path)
     return path
 
