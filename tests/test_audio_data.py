@@ -160,3 +160,31 @@ def test_installed_spoken_digits_are_real_recordings(monkeypatch):
     # Recorded speech: loud somewhere, and not a constant tone (energy varies over time).
     energy = clips[0, 0].reshape(-1, 512).pow(2).mean(dim=1)
     assert float(clips.abs().max()) > 0.5 and float(energy.max()) > 20 * float(energy.min() + 1e-9)
+
+
+def _write_m4a(path, wave: np.ndarray, rate: int) -> None:
+    """AAC in MP4 through PyAV: a format libsndfile cannot read."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        for start in range(0, len(wave), 1024):
+            chunk = np.zeros((1, 1024), np.float32)
+            part = wave[start : start + 1024]
+            chunk[0, : len(part)] = part
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_formats_libsndfile_cannot_read_fall_back_to_pyav(tmp_path):
+    from cgan_audio.decode import decode_audio_file
+
+    _write_m4a(tmp_path / "tone.m4a", _sine(440, 16000, 1.0)[:, 0], 16000)
+    decoded = decode_audio_file(tmp_path / "tone.m4a")
+    assert decoded.backend == "pyav" and decoded.sample_rate == 16000 and decoded.samples.shape[0] == 1
+    data = open_audio_source(_request(tmp_path, sample_rate=8000, length=4096))
+    assert data.skipped.count == 0 and _peak_hz(data.dataset.samples[0], 8000) == pytest.approx(440, abs=4)
