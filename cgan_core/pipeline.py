@@ -423,16 +423,22 @@ def run_stage(pipeline: Pipeline, stage: Stage, force: bool = False,
     return plan
 
 
-def run_pipeline(pipeline: Pipeline, force: bool = False, echo: Callable[[str], None] = print) -> list[StagePlan]:
-    """Run every stage in order, skipping those that are up to date.
+def run_pipeline(pipeline: Pipeline, force: bool = False, echo: Callable[[str], None] = print,
+                 only: Sequence[str] = ()) -> list[StagePlan]:
+    """Run every stage in order (or only the stages named in ``only``), skipping those up to date.
+
+    Running one stage at a time (``only=["train"]``) is how an external scheduler such as Airflow
+    maps the pipeline onto one task per stage while keeping cgan's skipping and state.
 
     Raises:
         CganRuntimeError: a stage failed (the state records where to start next time).
-        UsageError: the same pipeline is already running.
+        UsageError: the same pipeline is already running, or ``only`` names an unknown stage.
     """
+    selected = {pipeline.stage(name).name for name in only}
     pipeline.workdir.mkdir(parents=True, exist_ok=True)
     with pipeline_lock(pipeline):
-        return [run_stage(pipeline, stage, force, echo) for stage in pipeline.stages]
+        return [run_stage(pipeline, stage, force, echo) for stage in pipeline.stages
+                if not selected or stage.name in selected]
 
 
 def pipeline_status(pipeline: Pipeline) -> list[dict[str, Any]]:

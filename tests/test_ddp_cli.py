@@ -114,3 +114,21 @@ def test_nproc_errors(cli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     result = cli("run", "-m", "image", "-p", "dcgan", "--nproc", "2")
     assert result.exit_code == 2 and "cannot be used under torchrun" in result.output
+
+
+def test_auto_resume_starts_a_run_then_continues_it(cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "-m", "image", "-p", "dcgan", "--out", str(out), "--auto-resume", "--no-progress", "--device",
+            "cpu", *TINY_DCGAN, "--set", "data.max_items=64", "--set", "train.tensorboard=false",
+            "--set", "train.checkpoint_every=2", "--set", "train.log_every=1", "--max-steps", "3", "--db", "none"]
+    first = cli(*args)
+    assert first.exit_code == 0 and "(step 3," in first.stdout
+    created = json.loads((out / "run.json").read_text())["created_at"]
+    second = cli(*args)  # the same job started again (a restarted pod): it continues, nothing is replaced
+    assert second.exit_code == 0 and "(step 3," in second.stdout
+    assert json.loads((out / "run.json").read_text())["created_at"] == created
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    for extra in (["--resume"], ["--overwrite"]):
+        result = cli(*args, *extra)
+        assert result.exit_code == 2 and "--auto-resume needs --out and excludes" in result.output

@@ -192,8 +192,12 @@ def test_cli_run_status_and_the_prefect_engine(toy: Path, cli) -> None:
     result = cli("pipeline", "status", str(toy), "--json")
     assert result.exit_code == 0
     assert [row["reason"] for row in json.loads(result.stdout)["stages"]] == ["never ran", "after 'a'", "after 'a'"]
+    result = cli("pipeline", "run", str(toy), "--stage", "a")  # one stage at a time, as an Airflow task would
+    assert result.exit_code == 0 and "1 stage(s) ran (a)" in result.stdout
     result = cli("pipeline", "run", str(toy))
-    assert result.exit_code == 0 and "3 stage(s) ran (a, b, c)" in result.stdout
+    assert result.exit_code == 0 and "2 stage(s) ran (b, c), 1 up to date" in result.stdout
+    result = cli("pipeline", "run", str(toy), "--stage", "z")
+    assert result.exit_code == 2 and "has no stage 'z'" in result.output
     result = cli("pipeline", "run", str(toy), "--engine", "airflow")
     assert result.exit_code == 2 and "unknown --engine 'airflow'" in result.output
     result = cli("pipeline", "run", str(toy), "--engine", "prefect")

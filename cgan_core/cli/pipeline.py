@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -25,6 +26,8 @@ def pipeline_run_command(
     force: bool = typer.Option(False, "--force", help="Run every stage, even those that are up to date."),
     engine: str = typer.Option("local", "--engine", help="local (default) or prefect (a Prefect flow; "
                                "pip install 'cgan[prefect]')."),
+    stage: List[str] = typer.Option([], "--stage", help="Run only this stage (repeatable), e.g. one Airflow "
+                                    "task per stage."),
 ) -> None:
     """Run the stages in order; a stage whose inputs and settings did not change is skipped.
 
@@ -34,7 +37,9 @@ def pipeline_run_command(
 
     pipeline = load_pipeline(file)
     if engine == "local":
-        plans = run_pipeline(pipeline, force=force, echo=_echo)
+        plans = run_pipeline(pipeline, force=force, echo=_echo, only=stage)
+    elif stage:
+        raise UsageError("--stage runs single stages locally; it cannot be combined with --engine prefect")
     elif engine == "prefect":
         results = prefect_flow(pipeline, force=force)()
         ran = sum(1 for result in results if result["ran"])

@@ -75,6 +75,8 @@ def run_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    auto_resume: bool = typer.Option(False, "--auto-resume", help="Continue the run in --out if it holds one, "
+                                     "else start it (for jobs that restart: Kubernetes, pipelines)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     force: bool = typer.Option(False, "--force", help="With --resume, accept a config that differs."),
     strict_data: bool = typer.Option(False, "--strict-data", help="Fail on the first unreadable data item."),
@@ -96,6 +98,10 @@ def run_command(
     from cgan_core.plugins import get_registry
     from cgan_core.session import resolve_run
 
+    if auto_resume:
+        if out is None or resume or overwrite:
+            raise UsageError("--auto-resume needs --out and excludes --resume and --overwrite")
+        resume = RunDir(out).exists()
     if resume and out is None:
         raise UsageError("--resume needs --out pointing at the run to continue")
     if resume and overwrite:
