@@ -20,14 +20,13 @@ this module is what the trainer uses to keep the ranks in step:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -170,17 +169,6 @@ def teardown_distributed() -> None:
     """Leave the process group, if one was joined (safe to call more than once)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-
-
-@contextlib.contextmanager
-def distributed_session(device: str = "auto") -> Iterator[DistributedContext]:
-    """``with distributed_session("auto") as ctx:`` joins the process group and always leaves it."""
-    context = init_distributed(device)
-    try:
-        yield context
-    finally:
-        if context.enabled:
-            teardown_distributed()
 
 
 def rank_seed(seed: int, rank: int) -> int:

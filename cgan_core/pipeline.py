@@ -345,7 +345,7 @@ def _execute(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
             process.send_signal(signum)
         raise _Stopped(signum)
 
-    if threading_is_main():
+    if _in_main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, forward)
     try:
@@ -362,7 +362,7 @@ def _execute(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
             signal.signal(signum, handler)
 
 
-def threading_is_main() -> bool:
+def _in_main_thread() -> bool:
     """Whether signal handlers can be installed here (only in the main thread)."""
     import threading
 
