@@ -343,5 +343,28 @@ def test_stop_on_one_rank_stops_both_and_resume_is_exact(trained: Path) -> None:
     assert steps == list(range(1, 9))  # one log line per step, written by rank 0 only
 
 
+def test_data_order_position_is_global_so_any_process_count_resumes_it() -> None:
+    from cgan_core.data import SeededBatchOrder
+
+    def order(world: int, rank: int = 0, batch: int = 2) -> SeededBatchOrder:
+        return SeededBatchOrder(40, batch, seed=1, rank=rank, world_size=world)
+
+    single = order(1, batch=4)
+    pair = [order(2, rank) for rank in (0, 1)]
+    for _ in range(3):  # 2 ranks x batch 2 see exactly the samples of 1 process x batch 4
+        assert sorted(single.next_indices().tolist()) == sorted(torch.cat([o.next_indices() for o in pair]).tolist())
+    state = pair[0].state_dict()
+    assert state["position"] == single.state_dict()["position"] == 12 and state["world_size"] == 2
+    resumed = order(1, batch=4)  # 2 processes -> 1
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.next_indices(), single.next_indices())
+    three = [order(3, rank) for rank in range(3)]  # 2 processes -> 3: they continue the same permutation
+    for rank_order in three:
+        rank_order.load_state_dict(state)
+    expected = order(1, batch=6)
+    expected.load_state_dict(state)
+    assert sorted(torch.cat([o.next_indices() for o in three]).tolist()) == sorted(expected.next_indices().tolist())
+
+
 if __name__ == "__main__":
     worker(sys.argv[1], Path(sys.argv[2]))
