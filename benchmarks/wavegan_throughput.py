@@ -118,7 +118,7 @@ def plain_clips_per_second(args: argparse.Namespace) -> float:
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(args.steps):
-        float(step())  # the trainer reads its losses every step too
+        float(step().detach())  # the trainer reads its losses every step too
     if target.type == "cuda":
         torch.cuda.synchronize()
     return args.steps * train.n_critic * train.batch_size / (time.perf_counter() - start)
