@@ -67,11 +67,12 @@ def test_models_say_how_they_are_served(client):
     assert {name: (m["modality"], m["plugin"], m["formats"]) for name, m in models.items()} == {
         "text": ("text", "seqgan", ["txt", "jsonl"]), "video": ("video", "tgan", ["mp4", "gif"]),
         "audio": ("audio", "wavegan", ["wav", "flac"])}
-    # SeqGAN samples by inverse CDF from per-sequence uniforms: its latents batch exactly. TGAN's and
-    # WaveGAN's dense first layers change their last bits with the batch size: one call per request.
-    assert models["text"]["batching"] is True
-    assert models["video"]["batching"] is False and "probe" in models["video"]["batching_note"]
-    assert models["audio"]["batching"] is False
+    # Whether a model's requests share generator calls is decided by the probe on this machine's
+    # kernels (SeqGAN: inverse-CDF sampling from per-sequence uniforms; TGAN and WaveGAN: dense
+    # first layers, which need at least two rows per call); the note says which way it went.
+    for model in models.values():
+        note = model["batching_note"]
+        assert ("bit-identical" in note and "rows" in note) if model["batching"] else "one model.sample call" in note
 
 
 def test_text_comes_back_as_strings_one_sample_per_line(client):
@@ -106,8 +107,8 @@ def test_concurrent_requests_give_the_bytes_of_single_requests(server, client, m
             return await asyncio.gather(*(ac.post(f"/v1/models/{model}/generate", json=r) for r in requests))
 
     together = [r.json() for r in asyncio.run(concurrently())]
-    if model == "text":
-        assert max(t["batch"]["requests"] for t in together) > 1
+    shared = max(t["batch"]["requests"] for t in together) > 1
+    assert shared == client.get(f"/v1/models/{model}").json()["batching"]
     for request, shared in zip(requests, together):
         alone = _generate(client, model, **request)
         assert [i["sha256"] for i in alone["items"]] == [i["sha256"] for i in shared["items"]]

@@ -111,28 +111,83 @@ def test_listen_policy_needs_keys_beyond_loopback():
         check_listen_policy("0.0.0.0", ApiKeys(), insecure_no_auth=False)
 
 
-@pytest.mark.parametrize("resolution, channels", [(32, 1), (64, 3)])
-def test_dcgan_generator_rows_do_not_depend_on_their_batch(resolution, channels):
-    """What batching relies on: in eval mode with the server's kernels a sample's bits are the
-    same whatever it is batched with (odd batch sizes included)."""
+def _runner(generate, max_batch_size=8):
+    """A SampleRunner around a toy model whose generator is ``generate(latent)``."""
+    from types import SimpleNamespace
+
     import torch
 
-    from cgan_core.serve.generation import batch_invariant_kernels
-    from cgan_image.dcgan import DCGANGenerator
+    from cgan_core.model import GANModel
+    from cgan_core.serve.generation import SampleRunner
 
+    class Toy(GANModel):
+        def __init__(self):
+            super().__init__()
+            self.generator = torch.nn.Identity()
+            self.discriminator = torch.nn.Linear(1, 1)
+            self.calls = []
+
+        def sample_latent(self, n, generator=None):
+            return self.randn(n, 3, generator=generator)
+
+        def generate(self, latent, generator_module=None):
+            self.calls.append(latent.shape[0])
+            return generate(latent)
+
+    model = Toy()
+    loaded = SimpleNamespace(model=model, sample_generator=model.generator, resolved=SimpleNamespace(modality=None),
+                             run=SimpleNamespace(path="run"), checkpoint="step-1", data_info={})
+    return SampleRunner(loaded, max_batch_size=max_batch_size), model
+
+
+def test_probe_accepts_row_independent_generators_and_buckets_their_batches():
+    import torch
+
+    from cgan_core.serve.generation import GenerationJob, seeded
+
+    runner, model = _runner(lambda latent: torch.tanh(2 * latent))
+    assert runner.batching and runner.kernels == "onednn" and runner.buckets == [1, 2, 4, 8]
+    assert "1,2,4,8 rows" in runner.batching_reason
+    model.calls.clear()
+    jobs = [GenerationJob(2, 1), GenerationJob(3, 2)]
+    first, second = runner.samples(jobs)
+    assert model.calls == [8]  # 5 rows padded to the next bucket, in one call
+    assert torch.equal(second, torch.tanh(2 * torch.randn(3, 3, generator=seeded(2))))
+    model.calls.clear()
+    (big,) = runner.samples([GenerationJob(19, 5)])  # more rows than the largest bucket
+    assert model.calls == [8, 8, 4] and big.shape == (19, 3)
+    assert torch.equal(big, torch.tanh(2 * torch.randn(19, 3, generator=seeded(5))))
+
+
+def test_probe_refuses_generators_whose_rows_see_each_other():
+    runner, _ = _runner(lambda latent: latent - latent.mean(0, keepdim=True))
+    assert not runner.batching and not runner.latent_path and runner.kernels is None
+    assert "batch companions" in runner.batching_reason and "model.sample" in runner.batching_reason
+
+
+def test_dcgan_generator_passes_the_probe_on_this_machine():
+    """What batching relies on, for the reference model: a DCGAN generator with trained-looking
+    batch-norm statistics gives every row the same bits in batches of 1 to 64."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cgan_core.serve.generation import SampleRunner
+    from cgan_image.dcgan import DCGAN
+
+    config = SimpleNamespace(model=SimpleNamespace(latent_dim=16, base_channels=16, spectral_norm=False),
+                             data=SimpleNamespace(channels=1, resolution=32))
     torch.manual_seed(0)
-    generator = DCGANGenerator(16, channels, resolution, 16).eval()
-    for module in generator.modules():  # non-trivial running statistics, as after training
+    model = DCGAN(config, {}).eval()
+    for module in model.generator.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 2.0)
-    latents = torch.randn(9, 16, generator=torch.Generator().manual_seed(1))
-    was_enabled = torch.backends.mkldnn.enabled
-    with torch.inference_mode(), batch_invariant_kernels():
-        alone = torch.cat([generator(latents[i:i + 1]) for i in range(9)])
-        for size in (2, 3, 5, 9):
-            assert torch.equal(generator(latents[:size]), alone[:size]), size
-    assert torch.backends.mkldnn.enabled == was_enabled
+    loaded = SimpleNamespace(model=model, sample_generator=model.generator, resolved=SimpleNamespace(modality=None),
+                             run=SimpleNamespace(path="run"), checkpoint="step-1", data_info={})
+    runner = SampleRunner(loaded, max_batch_size=64)
+    assert runner.batching, runner.batching_reason
+    assert torch.backends.mkldnn.enabled  # the probe leaves the process's kernel switch as it was
 
 
 def test_models_that_override_sample_are_not_batched():

@@ -1,10 +1,10 @@
 """Request batching: concurrent requests for one model gathered into one worker call.
 
 Requests queue on the event loop. A collector task takes the first waiting request, waits up to
-``max_wait_s`` for company (not at all when the queue already holds a full batch, or when the
-previous batch was a lone request), and hands the gathered jobs to the model's single worker thread. While the worker computes, new requests keep
-queueing, so under load the next batch is ready the moment the worker is free: the batch size
-adapts to the arrival rate without any extra waiting.
+``max_wait_s`` for company (not at all when the queue already holds a full batch, or when
+requests are not arriving together), and hands the gathered jobs to the model's single worker
+thread. While the worker computes, new requests keep queueing, so under load the next batch is
+ready the moment the worker is free: the batch size adapts to the arrival rate.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class RequestBatcher(Generic[Job, Result]):
         self.batches = 0
         self.jobs = 0
         self._last_jobs = 0
+        self._last_arrival = float("-inf")
+        self._close_arrivals = False
 
     async def submit(self, job: Job) -> Result:
         """Queue ``job`` and wait for its result (cancelling the wait withdraws a queued job)."""
@@ -62,6 +64,9 @@ class RequestBatcher(Generic[Job, Result]):
             self._arrived = asyncio.Event()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._collect(), name="cgan-batcher")
+        now = loop.time()
+        self._close_arrivals = now - self._last_arrival < self.max_wait_s
+        self._last_arrival = now
         pending = _Pending(job, max(1, self.size_of(job)), loop.create_future())
         self._queue.append(pending)
         self._arrived.set()
@@ -99,9 +104,11 @@ class RequestBatcher(Generic[Job, Result]):
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            # Wait for company only when requests have been arriving together: a lone client
-            # (previous batch of one job) is served at once, without the max_wait delay.
-            deadline = loop.time() + (self.max_wait_s if self._last_jobs > 1 or len(self._queue) > 1 else 0.0)
+            # Wait for company only when requests are arriving together (the previous batch was
+            # shared, several are queued, or the last two came within max_wait of each other):
+            # a lone client is served at once, without the max_wait delay.
+            together = self._last_jobs > 1 or len(self._queue) > 1 or self._close_arrivals
+            deadline = loop.time() + (self.max_wait_s if together else 0.0)
             while not self._full():
                 remaining = deadline - loop.time()
                 if remaining <= 0:

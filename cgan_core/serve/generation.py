@@ -3,15 +3,18 @@ per batch, the modality's writer for files.
 
 Why batching keeps seeds reproducible: every request draws its latent noise from its own
 ``torch.Generator`` seeded with the request's seed, exactly as ``model.sample`` would; only the
-deterministic ``generate`` step runs on the concatenated batch. In eval mode a DCGAN/TGAN-style
-generator treats samples independently (batch norm uses running statistics), and on the CPU the
-server runs the generator with oneDNN turned off, whose batch-size-dependent kernel choice is
-the one thing that made rows differ in the last bit between batch sizes. So a request's samples
-are bit-identical whether it is computed alone or inside a batch.
+deterministic ``generate`` step runs on the concatenated batch, in eval mode (batch norm uses
+running statistics, so samples do not see each other). What can still differ is the last bit:
+CPU kernels (oneDNN, matrix products) pick algorithms and thread splits by batch size. So the
+server runs the generator only on batches of 1, 2, 4, ... rows (padding with copies of the last
+row), and before serving it checks, for each of those sizes, that every row is bit-identical
+to the same latent computed alone (:meth:`SampleRunner._probe`), first with oneDNN kernels,
+then with PyTorch's native ones. A request's samples are then the same bytes whether it is
+computed alone or inside any batch; a model that fails both probes is served one
+``model.sample`` call per request.
 
-Models whose sampling is not "latent noise, then a per-sample deterministic map" (SeqGAN draws
-tokens one at a time with ``multinomial``) override ``GANModel.sample``; they are served one
-request per call (see :func:`supports_latent_batching`).
+Models whose sampling is not "latent noise, then a per-sample deterministic map" override
+``GANModel.sample``; they are served one request per call (see :func:`supports_latent_batching`).
 """
 
 from __future__ import annotations
@@ -115,31 +118,35 @@ def supports_latent_batching(model: Any) -> bool:
     return type(model).sample is GANModel.sample
 
 
-_kernel_lock = threading.Lock()
-_kernel_users = 0
-_kernel_saved: Optional[bool] = None
+KERNEL_MODES: dict[str, Optional[bool]] = {"onednn": True, "native": False}
+"""CPU kernel choices tried by the batching probe, as values of ``torch.backends.mkldnn.enabled``."""
+
+_generation_lock = threading.Lock()
 
 
 @contextmanager
-def batch_invariant_kernels() -> Iterator[None]:
-    """Run CPU convolutions without oneDNN while inside (reference-counted across threads).
+def kernel_mode(onednn: Optional[bool]) -> Iterator[None]:
+    """Run generator calls one at a time in the process, with oneDNN on, off or as it is (``None``).
 
-    oneDNN picks kernels by batch size, so a sample's last bits depend on what it was batched
-    with; PyTorch's native kernels compute each sample the same way whatever the batch.
+    The oneDNN switch is process-wide, so calls of models that need different settings must not
+    overlap; one lock for every generator call keeps each call's kernels the ones it was probed with.
     """
-    global _kernel_users, _kernel_saved
-    with _kernel_lock:
-        if _kernel_users == 0:
-            _kernel_saved = torch.backends.mkldnn.enabled
-            torch.backends.mkldnn.enabled = False
-        _kernel_users += 1
-    try:
-        yield
-    finally:
-        with _kernel_lock:
-            _kernel_users -= 1
-            if _kernel_users == 0 and _kernel_saved is not None:
-                torch.backends.mkldnn.enabled = _kernel_saved
+    with _generation_lock:
+        saved = torch.backends.mkldnn.enabled
+        if onednn is not None:
+            torch.backends.mkldnn.enabled = onednn
+        try:
+            yield
+        finally:
+            torch.backends.mkldnn.enabled = saved
+
+
+def bucket_sizes(max_batch_size: int) -> list[int]:
+    """Batch sizes the generator runs on: 1, 2, 4, ... up to the first at least ``max_batch_size``."""
+    sizes = [1]
+    while sizes[-1] < max(1, int(max_batch_size)):
+        sizes.append(sizes[-1] * 2)
+    return sizes
 
 
 def default_scratch_dir() -> Optional[str]:
@@ -159,25 +166,29 @@ class SampleRunner:
     Args:
         loaded: A :class:`cgan_core.session.LoadedRun`.
         batching: Allow several jobs in one ``generate`` call (when the model supports it).
-        scratch_dir: Where writers put files before they are read back (default: the system's).
+        max_batch_size: Most samples one batched call holds (sets the largest bucket size).
+        scratch_dir: Where writers put files before they are read back (default: ``/dev/shm``).
     """
 
-    def __init__(self, loaded: Any, batching: bool = True, scratch_dir: Optional[str] = None) -> None:
+    def __init__(self, loaded: Any, batching: bool = True, max_batch_size: int = 64,
+                 scratch_dir: Optional[str] = None) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.module = loaded.sample_generator
         self.modality = loaded.resolved.modality
         self.scratch_dir = scratch_dir or default_scratch_dir()
-        # latent_path: requests are computed as seeded sample_latent + one generate call, the
-        # recipe that may be batched; otherwise each request is a plain model.sample call.
+        self.buckets = bucket_sizes(max_batch_size)
+        # latent_path: requests are computed as seeded sample_latent + generate on bucket-sized
+        # batches, the recipe that may be batched; otherwise each request is a model.sample call.
         self.latent_path = False
+        self.kernels: Optional[str] = None
         if not supports_latent_batching(self.model):
             note = "the model samples step by step (it overrides GANModel.sample); one call per request"
         else:
-            self.latent_path, note = self._probe_independence()
+            self.latent_path, note = self._choose_kernels()
         self.batching = batching and self.latent_path
         if self.latent_path and not batching:
-            note = "turned off (--no-batching): one generate call per request, same computation"
+            note = f"turned off (--no-batching): one generate call per request, same computation ({self.kernels})"
         self.batching_reason = note
 
     # --- sampling ---------------------------------------------------------------------------
@@ -185,37 +196,79 @@ class SampleRunner:
         return self.model.sample_latent(job.n, generator=seeded(job.seed))
 
     @torch.inference_mode()
-    def _generate(self, latent: torch.Tensor) -> torch.Tensor:
+    def _generate_exact(self, latent: torch.Tensor) -> torch.Tensor:
+        """One generator call on exactly these rows, with the chosen kernels."""
         self.module.eval()
-        with batch_invariant_kernels():
+        with kernel_mode(KERNEL_MODES.get(self.kernels or "")):
             return self.model.generate(latent, generator_module=self.module).cpu()
 
-    def _probe_independence(self) -> tuple[bool, str]:
-        """Check on 17 seeds that a sample's bits do not depend on its batch companions.
+    def _generate(self, latent: torch.Tensor) -> torch.Tensor:
+        """Generator output for ``latent``, computed only on probed bucket sizes.
 
-        Each seed's sample is computed alone, in batches of 2, 3, 5 and 7, and in one batch of 17;
-        the latent recipe is used only if every row is bit-identical. A model whose kernels change
-        their last bits with the batch size (TGAN's and WaveGAN's dense first layers) fails this
-        and is served by ``model.sample``, one request per call.
+        Rows are cut into chunks of the largest bucket; a chunk is padded up to the next bucket
+        with copies of its last row, whose outputs are dropped.
         """
-        jobs = [GenerationJob(1, seed) for seed in range(11, 28)]
+        outputs = []
+        largest = self.buckets[-1]
+        for start in range(0, latent.shape[0], largest):
+            chunk = latent[start:start + largest]
+            rows = chunk.shape[0]
+            size = next(b for b in self.buckets if b >= rows)
+            if size > rows:
+                chunk = torch.cat([chunk, chunk[-1:].expand(size - rows, *chunk.shape[1:])])
+            outputs.append(self._generate_exact(chunk)[:rows])
+        return torch.cat(outputs)
+
+    def _choose_kernels(self) -> tuple[bool, str]:
+        """The first (kernels, smallest batch) whose probe passes, and what to say about it.
+
+        Single rows are tried first; then batches of at least 2 rows, because some kernels (a
+        dense layer's matrix-vector path) treat one row differently from several: a lone
+        one-sample request is then padded to two rows.
+        """
+        if self.model.device.type != "cpu":
+            modes = ["default"]  # CUDA and others: the device's kernels as they are
+        elif torch.backends.mkldnn.is_available():
+            modes = ["onednn", "native"]  # oneDNN is faster; PyTorch's own kernels vary less
+        else:
+            modes = ["native"]
+        largest = self.buckets[-1]
+        problem = ""
+        for smallest in (1, 2):
+            for mode in modes:
+                self.kernels = mode
+                self.buckets = [size for size in bucket_sizes(largest) if size >= smallest]
+                passed, problem = self._probe()
+                if passed:
+                    sizes = ",".join(map(str, self.buckets))
+                    return True, (f"latents concatenated, generator run on batches of {sizes} rows ({mode} kernels); "
+                                  "outputs are bit-identical to single requests")
+        self.kernels = None
+        self.buckets = bucket_sizes(largest)
+        return False, f"{problem}; one model.sample call per request"
+
+    def _probe(self) -> tuple[bool, str]:
+        """Check that every bucket size gives each row the bits it gets alone.
+
+        Latents of as many seeds as the largest bucket are generated one by one (padded to the
+        smallest bucket), then the first 2, 4, ... of them together. A model whose kernels change
+        their last bits with the batch size in every mode tried fails, and is then served by
+        ``model.sample``, one request per call.
+        """
         try:
-            latents = [self._latent(job) for job in jobs]
+            latents = [self._latent(GenerationJob(1, seed)) for seed in range(11, 11 + self.buckets[-1])]
             if not all(isinstance(latent, torch.Tensor) for latent in latents):
-                return False, "the model's latent is not a tensor; one call per request"
+                return False, "the model's latent is not a tensor"
             alone = torch.cat([self._generate(latent) for latent in latents])
-            chunks, start = [], 0
-            for size in (2, 3, 5, 7):
-                chunks.append(self._generate(torch.cat(latents[start:start + size])))
-                start += size
-            together = torch.cat(chunks)
-            everything = self._generate(torch.cat(latents))
+            for size in self.buckets:
+                if size == 1:
+                    continue
+                together = self._generate_exact(torch.cat(latents[:size]))
+                if together.shape != alone[:size].shape or not torch.equal(together, alone[:size]):
+                    return False, f"samples depend on their batch companions in the last bits (probe, {size} rows)"
         except Exception as exc:  # a model that cannot batch is served request by request
-            return False, f"batched generation failed in the probe ({type(exc).__name__}: {exc}); one call per request"
-        if not (together.shape == alone.shape == everything.shape and torch.equal(together, alone)
-                and torch.equal(everything, alone)):
-            return False, "samples depend on their batch companions in the last bits (probe); one call per request"
-        return True, "latents are concatenated; outputs are bit-identical to single requests"
+            return False, f"batched generation failed in the probe ({type(exc).__name__}: {exc})"
+        return True, ""
 
     def samples(self, jobs: list[GenerationJob]) -> list[torch.Tensor]:
         """Samples (modality tensor format, CPU) for each job, in one generator call."""
@@ -225,7 +278,7 @@ class SampleRunner:
             return list(output.split([job.n for job in jobs]))
         results = []
         for job in jobs:
-            with torch.inference_mode():
+            with torch.inference_mode(), kernel_mode(None):
                 results.append(self.model.sample(job.n, generator=seeded(job.seed), generator_module=self.module))
         return results
 

@@ -58,7 +58,7 @@ class ServedModel:
         try:
             loaded = load_run(self.run.path, self.run.checkpoint, device=self.settings.device,
                               use_ema=self.settings.use_ema)
-            runner = SampleRunner(loaded, batching=self.settings.batching)
+            runner = SampleRunner(loaded, batching=self.settings.batching, max_batch_size=self.settings.max_batch_size)
         except Exception as exc:  # a run that cannot load is reported, the others are still served
             self.error = f"{type(exc).__name__}: {exc}"
             self.status = FAILED
