@@ -2,8 +2,9 @@
 
 ``cgan run`` works unchanged under ``torchrun``: :func:`init_distributed` reads the variables
 torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), picks
-NCCL for CUDA devices and gloo for the CPU, and pins each process to its local GPU. The rest of
-this module is what the trainer uses to keep the ranks in step:
+NCCL for CUDA devices and gloo for the CPU (``CGAN_DIST_BACKEND`` overrides the choice), and pins
+each process to its local GPU. The rest of this module is what the trainer uses to keep the ranks
+in step:
 
 - :func:`rank_seed`: rank 0 keeps the run's seed (so a 1-process run is an ordinary run); the
   other ranks get distinct, reproducible seeds so their latent noise differs.
