@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
@@ -86,7 +86,6 @@ class GenerationResult:
     batch_requests: int = 1
     batch_samples: int = 0
     generate_ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
