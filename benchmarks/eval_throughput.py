@@ -119,6 +119,7 @@ def short_run(out: Path, steps: int) -> Path:
 
     args = ["run", "-m", "image", "-p", "dcgan", "--dataset", "digits", "--seed", "0", "--no-progress",
             "--max-steps", str(steps), "--set", "model.base_channels=16", "--set", "model.spectral_norm=true",
+            "--set", "train.ema_decay=0",
             "--set", "train.sample_every=0", "--set", "train.checkpoint_every=0", "--set", "train.tensorboard=false",
             "--out", str(out)]
     result = CliRunner().invoke(build_app(), args, catch_exceptions=False)
