@@ -55,7 +55,7 @@ def test_trained_tgan_beats_untrained_on_every_video_metric(digits_run):
     assert a["frame-fid@classifier"] < 0.9 * b["frame-fid@classifier"], (b, a)
     # Untrained output is the same in every clip (about 0); 80 CPU steps give clips content of their
     # own that stays through the clip, still far below real clips (reference_value, about 0.9).
-    assert a["temporal-consistency"] > max(10 * b["temporal-consistency"], 1e-5), (b, a)
+    assert a["temporal-consistency"] > max(100 * b["temporal-consistency"], 1e-3), (b, a)
     for result in after.results:  # every number carries its provenance
         assert result.extractor and len(result.weights_sha256 or "") == 64 and result.preprocessing
         assert result.n_real == 64 and result.n_fake == 64

@@ -30,7 +30,8 @@ from cgan_core import MetricSpec
 FRAME_FID_EXTRACTORS = ("classifier", "effnet-lite0", "inception")
 
 
-def _clip_features(ctx: Any, model: Any, sha: str, clips_attr: str) -> Any:
+def _clip_features(ctx: Any, model: Any, clips_attr: str) -> Any:
+    """Clip-classifier features of ``ctx.real`` or ``ctx.fake`` as a float64 array."""
     from cgan_video.classifiers import as_clips, resize_frames, run_batched
 
     clips = as_clips(getattr(ctx, clips_attr))
@@ -46,8 +47,8 @@ def compute_fvd_classifier(ctx: Any) -> dict[str, float]:
     model, sha, meta = ctx.memoized("video-clip-classifier", lambda: load_or_train(ctx, "clip"))
     preprocessing = f"frames resized to {INPUT_SIDE}x{INPUT_SIDE} (bilinear, antialiased), [-1,1] float32"
     parts = {"extractor": "video-clip-classifier", "weights_sha256": sha, "preprocessing": preprocessing}
-    real = ctx.cached_features(parts, lambda: _clip_features(ctx, model, sha, "real"))
-    fake = ctx.memoized(f"video-fake-features:{sha}", lambda: _clip_features(ctx, model, sha, "fake"))
+    real = ctx.cached_features(parts, lambda: _clip_features(ctx, model, "real"))
+    fake = ctx.memoized(f"video-fake-features:{sha}", lambda: _clip_features(ctx, model, "fake"))
     ctx.record("fvd@classifier", extractor="classifier", weights_sha256=sha, preprocessing=preprocessing,
                feature_dim=int(real.shape[1]), classifier_accuracy=meta["classifier_accuracy"],
                classifier_trained_on=meta["classifier_trained_on"], real=int(real.shape[0]), fake=int(fake.shape[0]))
