@@ -10,9 +10,10 @@ images through the discriminator step per second, summed over processes) of:
 - ``cgan_2proc``: cgan under torch.distributed, 2 processes x 1 thread (gloo all-reduce);
 
 and ``scaling_efficiency = cgan_2proc / (2 * cgan_1proc)``, with the machine's core count and load
-average (other work on the machine lowers every number).
+average (other work on the machine lowers every number). Each configuration runs ``--repeats``
+times, interleaved; the median run is reported, and every repeat's samples/s listed.
 
-    python benchmarks/ddp_scaling.py [--steps 30] [--warmup 5] [--batch-size 64] [--base-channels 32]
+    python benchmarks/ddp_scaling.py [--steps 30] [--warmup 5] [--batch-size 64] [--base-channels 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -161,6 +162,10 @@ def launch(args: argparse.Namespace, processes: int, threads: int) -> dict[str, 
         return json.loads(result.read_text())
 
 
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(results, key=lambda r: r["samples_per_s"])[len(results) // 2]
+
+
 def main() -> None:
     """Parse options, run every configuration, print the JSON document."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +174,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="Images per process per step.")
     parser.add_argument("--base-channels", type=int, default=32, help="DCGAN width (ngf/ndf).")
     parser.add_argument("--items", type=int, default=2048, help="Synthetic 32x32 images in the dataset.")
+    parser.add_argument("--repeats", type=int, default=3, help="Interleaved repeats; the median is reported.")
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,10 +186,15 @@ def main() -> None:
 
     load_before = os.getloadavg()
     torch.set_num_threads(1)
-    plain = plain_samples_per_second(argparse.Namespace(**{**vars(args), "threads": 1}))
-    one = launch(args, processes=1, threads=1)
-    one_two_threads = launch(args, processes=1, threads=2)
-    two = launch(args, processes=2, threads=1)
+    runs: dict[str, list[dict[str, Any]]] = {"plain_1proc": [], "cgan_1proc": [], "cgan_1proc_2threads": [],
+                                              "cgan_2proc": []}
+    for _ in range(args.repeats):  # interleaved, so a burst of other load hits every configuration alike
+        runs["plain_1proc"].append(plain_samples_per_second(argparse.Namespace(**{**vars(args), "threads": 1})))
+        runs["cgan_1proc"].append(launch(args, processes=1, threads=1))
+        runs["cgan_2proc"].append(launch(args, processes=2, threads=1))
+        runs["cgan_1proc_2threads"].append(launch(args, processes=1, threads=2))
+    plain, one, one_two_threads, two = (_median_run(runs[name]) for name in
+                                        ("plain_1proc", "cgan_1proc", "cgan_1proc_2threads", "cgan_2proc"))
     print(json.dumps({
         "benchmark": "ddp_scaling",
         "model": f"dcgan 32x32x1, base_channels={args.base_channels}, latent 100, bce, adam",
@@ -197,6 +208,8 @@ def main() -> None:
         "scaling_efficiency": round(two["samples_per_s"] / (2 * one["samples_per_s"]), 3),
         "speedup_2proc_vs_1proc": round(two["samples_per_s"] / one["samples_per_s"], 3),
         "speedup_2proc_vs_1proc_2threads": round(two["samples_per_s"] / one_two_threads["samples_per_s"], 3),
+        "repeats": args.repeats,
+        "samples_per_s_each_repeat": {name: [r["samples_per_s"] for r in results] for name, results in runs.items()},
     }, indent=2))
 
 
