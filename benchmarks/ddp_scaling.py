@@ -10,7 +10,9 @@ images through the discriminator step per second, summed over processes) of:
 - ``cgan_2proc``: cgan under torch.distributed, 2 processes x 1 thread (gloo all-reduce);
 
 and ``scaling_efficiency = cgan_2proc / (2 * cgan_1proc)``, with the machine's core count and load
-average (other work on the machine lowers every number). Each configuration runs ``--repeats``
+average (other work on the machine lowers every number). Samples per CPU-second (summed over
+processes) are reported too: on a shared machine they still show what DDP costs in work
+(``cpu_efficiency_2proc``) when the wall-clock speed-up only shows how busy the machine was. Each configuration runs ``--repeats``
 times, interleaved; the median run is reported, and every repeat's samples/s listed.
 
     python benchmarks/ddp_scaling.py [--steps 30] [--warmup 5] [--batch-size 64] [--base-channels 32] [--repeats 3]
@@ -47,13 +49,12 @@ class StepTimer(Callback):
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.start = 0.0
-        self.end = 0.0
+        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
 
     def on_step_end(self, trainer: Any, logs: Any) -> None:
         if trainer.step == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.end, self.cpu_end = time.perf_counter(), time.process_time()
 
 
 def _model(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -85,9 +86,11 @@ def cgan_samples_per_second(args: argparse.Namespace) -> dict[str, Any]:
                           device=torch.device("cpu"))
         trainer.fit()
         seconds = timer.end - timer.start
+        cpu_seconds = sum(distributed.all_gather_object(timer.cpu_end - timer.cpu_start))  # every rank's CPU
         samples = args.steps * args.batch_size * context.world_size
         return {"processes": context.world_size, "threads_per_process": args.threads, "seconds": round(seconds, 3),
                 "samples_per_s": round(samples / seconds, 2), "steps_per_s": round(args.steps / seconds, 3),
+                "cpu_seconds": round(cpu_seconds, 3), "samples_per_cpu_s": round(samples / cpu_seconds, 2),
                 "gradient_syncs_outside_ddp": trainer.gradient_sync.manual_syncs if trainer.gradient_sync else 0}
     finally:
         distributed.teardown_distributed()
@@ -104,10 +107,10 @@ def plain_samples_per_second(args: argparse.Namespace) -> dict[str, Any]:
     images = _images(args)
     latent_shape = model.sample_latent(1).shape[1:]
     torch.manual_seed(1)
-    start = 0.0
+    start = cpu_start = 0.0
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         real = images[torch.randint(0, len(images), (args.batch_size,))]
         with torch.no_grad():
             fake = generator(torch.randn(args.batch_size, *latent_shape))
@@ -126,10 +129,11 @@ def plain_samples_per_second(args: argparse.Namespace) -> dict[str, Any]:
         opt_g.step()
         for p in discriminator.parameters():
             p.requires_grad_(True)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     return {"processes": 1, "threads_per_process": args.threads, "seconds": round(seconds, 3),
             "samples_per_s": round(args.steps * args.batch_size / seconds, 2),
-            "steps_per_s": round(args.steps / seconds, 3)}
+            "steps_per_s": round(args.steps / seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+            "samples_per_cpu_s": round(args.steps * args.batch_size / cpu_seconds, 2)}
 
 
 def _free_port() -> int:
@@ -207,6 +211,10 @@ def main() -> None:
         "ratio_cgan_to_plain": round(one["samples_per_s"] / plain["samples_per_s"], 3),
         "scaling_efficiency": round(two["samples_per_s"] / (2 * one["samples_per_s"]), 3),
         "speedup_2proc_vs_1proc": round(two["samples_per_s"] / one["samples_per_s"], 3),
+        # Work per sample, independent of how much CPU other programs left us: the share of the
+        # 2-process run's CPU time that went into useful training (DDP overhead lowers it).
+        "cpu_efficiency_2proc": round(two["samples_per_cpu_s"] / one["samples_per_cpu_s"], 3),
+        "ratio_cgan_to_plain_per_cpu_s": round(one["samples_per_cpu_s"] / plain["samples_per_cpu_s"], 3),
         "speedup_2proc_vs_1proc_2threads": round(two["samples_per_s"] / one_two_threads["samples_per_s"], 3),
         "repeats": args.repeats,
         "samples_per_s_each_repeat": {name: [r["samples_per_s"] for r in results] for name, results in runs.items()},
