@@ -98,7 +98,8 @@ def oracle_from_config(data_config: Any) -> tuple[LSTMGenerator, dict[str, Any]]
     if data_config.oracle_params:
         path = Path(str(data_config.oracle_params)).expanduser()
         oracle = oracle_from_arrays(read_oracle_arrays(path), seq_len)
-        description: dict[str, Any] = {"params": str(path), "sha256": file_sha256(path)}
+        # The absolute path lets evaluation find the file from any working directory.
+        description: dict[str, Any] = {"params": str(path.resolve()), "sha256": file_sha256(path)}
     else:
         oracle = random_oracle(int(data_config.oracle_seed), int(data_config.oracle_vocab),
                                int(data_config.oracle_embed), int(data_config.oracle_hidden), seq_len)
@@ -127,8 +128,8 @@ def oracle_from_info(oracle_info: Mapping[str, Any], fallback_params: Optional[s
                 raise UsageError(f"oracle parameters '{path}' differ from those the run was trained with "
                                  f"(sha256 {oracle_info['sha256'][:12]}...)")
             return oracle_from_arrays(read_oracle_arrays(path), seq_len)
-    raise UsageError(f"oracle parameters '{candidates[-1]}' used in training are not found; pass the file "
-                     "with --set data.oracle_params=PATH")
+    raise UsageError(f"oracle parameters '{candidates[-1]}' used in training are not found; put the file "
+                     f"(sha256 {str(oracle_info.get('sha256', ''))[:12]}...) back there to compute nll-oracle")
 
 
 def sample_oracle(oracle: LSTMGenerator, n: int, seed: int, batch_size: int = 2048) -> torch.Tensor:
