@@ -22,27 +22,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cgan_core.callbacks import Callback
+from cgan_core.callbacks import StepTimer
 from cgan_core.plugins import get_registry
 from cgan_core.runs import RunDir
 from cgan_core.session import build_model, load_data, resolve_run
 from cgan_core.trainer import Trainer, seed_everything
-
-
-class StepTimer(Callback):
-    """Measures wall time between the end of warm-up and the last step."""
-
-    name = "step-timer"
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = 0.0
-        self.end = 0.0
-
-    def on_step_end(self, trainer, logs) -> None:
-        if trainer.step == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
 
 
 def make_model_and_data(batch_size: int, device: str, base_channels: int):

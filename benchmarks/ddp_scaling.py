@@ -35,26 +35,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cgan_core.callbacks import Callback
+from cgan_core.callbacks import StepTimer
 from cgan_core.data import LoadedData, TensorData
 from cgan_core.plugins import get_registry
 from cgan_core.session import build_model, resolve_run
 from cgan_core.trainer import Trainer, seed_everything
-
-
-class StepTimer(Callback):
-    """Wall time from the end of the warm-up steps to the last step."""
-
-    name = "step-timer"
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
-
-    def on_step_end(self, trainer: Any, logs: Any) -> None:
-        if trainer.step == self.warmup:
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
-        self.end, self.cpu_end = time.perf_counter(), time.process_time()
 
 
 def _model(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -23,27 +23,11 @@ from pathlib import Path
 
 import torch
 
-from cgan_core.callbacks import Callback
+from cgan_core.callbacks import StepTimer
 from cgan_core.plugins import get_registry
 from cgan_core.runs import RunDir
 from cgan_core.session import build_model, load_data, resolve_run
 from cgan_core.trainer import Trainer, seed_everything
-
-
-class StepTimer(Callback):
-    """Wall time from the end of the warm-up steps to the last step."""
-
-    name = "step-timer"
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = 0.0
-        self.end = 0.0
-
-    def on_step_end(self, trainer, logs) -> None:
-        if trainer.step == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
 
 
 def setup(dataset: str, device: str, sets: list[str]):

@@ -138,3 +138,22 @@ class TensorBoardLogger(Callback):
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+class StepTimer(Callback):
+    """Wall and CPU time from the end of ``warmup`` steps to the last step (for benchmarks).
+
+    ``end - start`` is the wall time of the timed steps, ``cpu_end - cpu_start`` this process's
+    CPU time over them (steadier than wall time on a shared machine).
+    """
+
+    name = "step-timer"
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
+
+    def on_step_end(self, trainer: "Trainer", logs: Mapping[str, float]) -> None:
+        if trainer.step == self.warmup:
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.end, self.cpu_end = time.perf_counter(), time.process_time()
