@@ -230,7 +230,9 @@ def plot(path: Path, mle_points: list[dict[str, Any]], seqgan_points: list[dict[
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    axis.plot([p["unit"] for p in mle_points], [p["nll_oracle"] for p in mle_points], label="MLE", color="tab:blue")
+    # Drawn dashed on top: SeqGAN's pre-training is the same curve, which would hide it.
+    axis.plot([p["unit"] for p in mle_points], [p["nll_oracle"] for p in mle_points], label="MLE", color="tab:blue",
+              linestyle="--", linewidth=2, zorder=3)
     adversarial = [p for p in seqgan_points if p["phase"] == "adversarial"]
     pre = [p for p in seqgan_points if p["phase"] == "mle"]
     xs = [p["unit"] for p in pre] + [pretrain_epochs + p["unit"] for p in adversarial]
