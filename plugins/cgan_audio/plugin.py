@@ -8,25 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from cgan_core import DatasetSpec, MetricSpec, ModalitySpec, ModelSpec, hookimpl
+from cgan_core import DatasetSpec, MetricSpec, ModalitySpec, ModelSpec, hookimpl, lazy
 
 from cgan_audio.config import AudioDataConfig, WaveGANConfig
 
 DEFAULT_METRICS = ("fad@logmel", "fad@classifier", "classifier-score")
-
-
-def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """A function that imports ``module.name`` on first call (keeps plugin discovery fast)."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__qualname__ = name
-    call.__doc__ = f"Calls {module}.{name} (imported on first use)."
-    return call
 
 
 @hookimpl
@@ -35,10 +21,10 @@ def register_modalities(register: Callable[[Any], None]) -> None:
     register(ModalitySpec(
         name="audio",
         data_config=AudioDataConfig,
-        open_source=_lazy("cgan_audio.sources", "open_audio_source"),
-        write_samples=_lazy("cgan_audio.writers", "write_audio_samples"),
-        write_preview=_lazy("cgan_audio.writers", "write_audio_preview"),
-        log_preview=_lazy("cgan_audio.writers", "log_audio_preview"),
+        open_source=lazy("cgan_audio.sources", "open_audio_source"),
+        write_samples=lazy("cgan_audio.writers", "write_audio_samples"),
+        write_preview=lazy("cgan_audio.writers", "write_audio_preview"),
+        log_preview=lazy("cgan_audio.writers", "log_audio_preview"),
         default_dataset="spoken-digits",
         default_metrics=DEFAULT_METRICS,
         default_eval_samples=500,
@@ -58,7 +44,7 @@ def register_models(register: Callable[[Any], None]) -> None:
         name="wavegan",
         modality="audio",
         config=WaveGANConfig,
-        build=_lazy("cgan_audio.wavegan", "build_wavegan"),
+        build=lazy("cgan_audio.wavegan", "build_wavegan"),
         train_defaults={"max_steps": 1000, "batch_size": 16, "loss": "wgan-gp", "n_critic": 5,
                         "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "checkpoint_every": 200,
                         "sample_every": 200, "n_preview": 16},
@@ -70,23 +56,23 @@ def register_models(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_datasets(register: Callable[[Any], None]) -> None:
     """Register the installed and generated audio datasets."""
-    register(DatasetSpec("spoken-digits", "audio", _lazy("cgan_audio.datasets", "load_spoken_digits"),
+    register(DatasetSpec("spoken-digits", "audio", lazy("cgan_audio.datasets", "load_spoken_digits"),
                          data_defaults={"augment": 31}, conformance={"data.augment": 0},
                          description="recorded spoken digits 0-9, labelled, x32 perturbed copies "
                                      "(Debian asterisk-core-sounds-en-wav or $CGAN_DATA_DIR)"))
-    register(DatasetSpec("tones", "audio", _lazy("cgan_audio.datasets", "load_tones"),
+    register(DatasetSpec("tones", "audio", lazy("cgan_audio.datasets", "load_tones"),
                          description="generated: sines, chirps, square waves and noise bursts in 6 labelled classes"))
 
 
 @hookimpl
 def register_metrics(register: Callable[[Any], None]) -> None:
     """Register the audio metrics (log-mel and classifier Fréchet distances, classifier score)."""
-    register(MetricSpec("fad@logmel", "audio", _lazy("cgan_audio.metrics", "fad_logmel"),
+    register(MetricSpec("fad@logmel", "audio", lazy("cgan_audio.metrics", "fad_logmel"),
                         higher_is_better=False, extractor="logmel",
                         description="Fréchet distance between log-mel band statistics of real and generated clips"))
-    register(MetricSpec("fad@classifier", "audio", _lazy("cgan_audio.metrics", "fad_classifier"),
+    register(MetricSpec("fad@classifier", "audio", lazy("cgan_audio.metrics", "fad_classifier"),
                         higher_is_better=False, extractor="classifier",
                         description="Fréchet distance on features of a small CNN cgan trains on the labelled reference set"))
-    register(MetricSpec("classifier-score", "audio", _lazy("cgan_audio.metrics", "classifier_score_metric"),
+    register(MetricSpec("classifier-score", "audio", lazy("cgan_audio.metrics", "classifier_score_metric"),
                         higher_is_better=True, extractor="classifier",
                         description="Inception-Score-style exp(E KL(p(y|x) || p(y))) from the same classifier"))

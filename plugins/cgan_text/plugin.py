@@ -9,23 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from cgan_core import DatasetSpec, MetricSpec, ModalitySpec, ModelSpec, hookimpl
+from cgan_core import DatasetSpec, MetricSpec, ModalitySpec, ModelSpec, hookimpl, lazy
 
 from cgan_text.config import EmbedConfig, PhasesConfig, SeqGANConfig, TextDataConfig
-
-
-def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """A function that imports ``module.name`` on first call (keeps plugin discovery fast)."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__qualname__ = name
-    call.__doc__ = f"Calls {module}.{name} (imported on first use)."
-    return call
 
 
 @hookimpl
@@ -34,10 +20,10 @@ def register_modalities(register: Callable[[Any], None]) -> None:
     register(ModalitySpec(
         name="text",
         data_config=TextDataConfig,
-        open_source=_lazy("cgan_text.sources", "open_text_source"),
-        write_samples=_lazy("cgan_text.writers", "write_text_samples"),
-        write_preview=_lazy("cgan_text.writers", "write_text_preview"),
-        log_preview=_lazy("cgan_text.writers", "log_text_preview"),
+        open_source=lazy("cgan_text.sources", "open_text_source"),
+        write_samples=lazy("cgan_text.writers", "write_text_samples"),
+        write_preview=lazy("cgan_text.writers", "write_text_preview"),
+        log_preview=lazy("cgan_text.writers", "log_text_preview"),
         default_dataset="lee",
         # nll-oracle applies to the oracle dataset only; elsewhere evaluate skips it with a note.
         default_metrics=("nll-oracle", "nll-test", "bleu", "self-bleu", "fed@minilm", "distinct"),
@@ -54,7 +40,7 @@ def register_models(register: Callable[[Any], None]) -> None:
         name="seqgan",
         modality="text",
         config=SeqGANConfig,
-        build=_lazy("cgan_text.seqgan", "build_seqgan"),
+        build=lazy("cgan_text.seqgan", "build_seqgan"),
         # One step is an MLE epoch, a D round or an adversarial iteration; max_steps only caps.
         train_defaults={"max_steps": 1_000_000, "batch_size": 64, "checkpoint_every": 10, "sample_every": 10,
                         "log_every": 1, "n_preview": 16, "amp": False},
@@ -70,10 +56,10 @@ def register_models(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_datasets(register: Callable[[Any], None]) -> None:
     """Register the bundled ``lee`` corpus and the generated ``oracle`` sequences."""
-    register(DatasetSpec("lee", "text", _lazy("cgan_text.datasets", "load_lee"),
+    register(DatasetSpec("lee", "text", lazy("cgan_text.datasets", "load_lee"),
                          data_defaults={"max_len": 32, "min_freq": 2},
                          description="gensim's bundled Lee news corpus (350 articles), split into sentences"))
-    register(DatasetSpec("oracle", "text", _lazy("cgan_text.datasets", "load_oracle"),
+    register(DatasetSpec("oracle", "text", lazy("cgan_text.datasets", "load_oracle"),
                          data_defaults={"max_len": 20},
                          conformance={"data.oracle_vocab": 50, "data.oracle_embed": 8, "data.oracle_hidden": 8},
                          description="SeqGAN's synthetic data: 9,984 sequences from an oracle LSTM "
@@ -83,15 +69,15 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_metrics(register: Callable[[Any], None]) -> None:
     """Register the text metrics."""
-    register(MetricSpec("nll-oracle", "text", _lazy("cgan_text.metrics", "nll_oracle"),
+    register(MetricSpec("nll-oracle", "text", lazy("cgan_text.metrics", "nll_oracle"),
                         description="Per-token NLL of generated sequences under the oracle (oracle dataset only)"))
-    register(MetricSpec("nll-test", "text", _lazy("cgan_text.metrics", "nll_test"),
+    register(MetricSpec("nll-test", "text", lazy("cgan_text.metrics", "nll_test"),
                         description="The generator's per-token NLL on held-out real sequences"))
-    register(MetricSpec("bleu", "text", _lazy("cgan_text.metrics", "bleu"), higher_is_better=True,
+    register(MetricSpec("bleu", "text", lazy("cgan_text.metrics", "bleu"), higher_is_better=True,
                         description="BLEU-2..5 of generated against held-out sentences (NLTK, smoothing 1)"))
-    register(MetricSpec("self-bleu", "text", _lazy("cgan_text.metrics", "self_bleu"),
+    register(MetricSpec("self-bleu", "text", lazy("cgan_text.metrics", "self_bleu"),
                         description="Self-BLEU-2..5 among generated sentences (lower = more diverse)"))
-    register(MetricSpec("distinct", "text", _lazy("cgan_text.metrics", "distinct"), higher_is_better=True,
+    register(MetricSpec("distinct", "text", lazy("cgan_text.metrics", "distinct"), higher_is_better=True,
                         description="distinct-1..4: share of distinct n-grams in generated sentences"))
-    register(MetricSpec("fed@minilm", "text", _lazy("cgan_text.metrics", "fed_minilm"), extractor="all-MiniLM-L6-v2",
+    register(MetricSpec("fed@minilm", "text", lazy("cgan_text.metrics", "fed_minilm"), extractor="all-MiniLM-L6-v2",
                         description="Fréchet distance of all-MiniLM-L6-v2 sentence embeddings (real vs generated)"))
