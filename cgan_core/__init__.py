@@ -53,6 +53,7 @@ _LAZY = {
     "StagedFile": "cgan_core.content",
     "materialize_source": "cgan_core.storage",
     "is_url": "cgan_core.storage",
+    "open_local_or_url": "cgan_core.storage",
 }
 
 __all__ = [

@@ -343,14 +343,24 @@ class GradientSync:
         state.synced.update(id(p) for p in bucket.parameters())
         return allreduce_hook(None, bucket)  # type: ignore[arg-type]
 
-    def _before_step(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
+    def sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """Average now the gradients of ``optimizer``'s parameters that DDP has not averaged.
+
+        Called between ``backward`` and gradient clipping (see :meth:`StepContext.optimize`);
+        the pre-step hook then finds nothing left to average.
+        """
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         pending = [p for p in params if id(p) not in self.synced]
         if pending:
             self.manual_syncs += 1
             average_gradients(pending)
-        for p in params:
-            self.synced.discard(id(p))
+        self.synced.update(id(p) for p in pending)
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
+        self.sync(optimizer)
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                self.synced.discard(id(p))
 
     def remove(self) -> None:
         """Detach the optimiser hooks."""

@@ -23,6 +23,7 @@ from cgan_core.errors import CganRuntimeError, UsageError
 from cgan_core.plugins import Registry, get_registry
 from cgan_core.runs import RunDir
 from cgan_core.specs import DataRequest, DatasetSpec, ModalitySpec, ModelSpec
+from cgan_core.storage import open_local_or_url
 
 
 @dataclass
@@ -58,8 +59,9 @@ def resolve_run(
     set_options: Sequence[str] = (),
     overrides: Optional[Mapping[str, Any]] = None,
     registry: Optional[Registry] = None,
+    base: Optional[Mapping[str, Any]] = None,
 ) -> ResolvedRun:
-    """Resolve the config: defaults <- model/dataset defaults <- YAML file <- ``--set`` <- flags.
+    """Resolve the config: defaults <- model/dataset defaults [<- base] <- YAML file <- ``--set`` <- flags.
 
     Args:
         modality: ``--modality``.
@@ -69,6 +71,8 @@ def resolve_run(
         set_options: ``--set key=value`` strings.
         overrides: Dotted keys set by dedicated flags (``--max-steps``, ``--seed``, ...).
         registry: Plugin registry (default: the process-wide one).
+        base: A whole config (a resumed run's frozen ``config.yaml``) that the file, ``--set``
+            and flags change, so that ``--resume --set KEY=VALUE`` changes that key alone.
     """
     registry = registry or get_registry()
     modality_spec = registry.modality(modality)
@@ -91,6 +95,7 @@ def resolve_run(
     layers = [
         {"train": dict(model_spec.train_defaults), "data": dict(model_spec.data_defaults)},
         {"data": dict(dataset_spec.data_defaults)} if dataset_spec else {},
+        dict(base or {}),
         file_values,
         nest(set_values),
         nest(dict(overrides or {})),
@@ -109,8 +114,10 @@ def load_data(resolved: ResolvedRun, strict: bool = False, split: str = "train",
     """
     request = DataRequest(source=resolved.config.dataset, config=resolved.config.data, strict=strict,
                           split=split, cache_dir=cache_dir)
-    loader = resolved.dataset.load if resolved.dataset else resolved.modality.open_source
-    data = loader(request)
+    if resolved.dataset:
+        data = resolved.dataset.load(request)
+    else:  # a path or an fsspec URL
+        data = open_local_or_url(resolved.modality.open_source, request)
     if len(data) == 0:
         raise UsageError(f"dataset '{resolved.config.dataset}' has no usable items"
                          + (f" ({data.skipped.count} skipped)" if data.skipped.count else ""))

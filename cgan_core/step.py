@@ -17,6 +17,7 @@ from torch import nn
 if TYPE_CHECKING:  # pragma: no cover
     from cgan_core.config import RunConfig, TrainConfig
     from cgan_core.data import LoadedData
+    from cgan_core.distributed import GradientSync
     from cgan_core.model import GANModel
     from cgan_core.specs import LossSpec
 
@@ -39,6 +40,10 @@ class StepContext:
         penalty: Discriminator penalty ``penalty(critic, real, fake)`` or ``None``.
         penalty_weight: Its weight.
         world_size: Number of DDP processes (1 without DDP).
+        rank: This process's rank (0 without DDP); step functions that draw their own samples
+            mix it into their seeds so that ranks do not repeat each other's work.
+        gradient_sync: The trainer's :class:`~cgan_core.distributed.GradientSync` under DDP,
+            else ``None``; :meth:`optimize` uses it to average gradients before clipping.
     """
 
     def __init__(
@@ -55,6 +60,8 @@ class StepContext:
         penalty_weight: float = 0.0,
         wrapped: Optional[Mapping[str, nn.Module]] = None,
         world_size: int = 1,
+        rank: int = 0,
+        gradient_sync: Optional["GradientSync"] = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -68,6 +75,8 @@ class StepContext:
         self.penalty_weight = penalty_weight
         self.wrapped = dict(wrapped or {})
         self.world_size = world_size
+        self.rank = rank
+        self.gradient_sync = gradient_sync
         self.step = 0
         self.phase = ""
         self.phase_step = 0
@@ -100,15 +109,28 @@ class StepContext:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
-        """Zero the named optimiser's gradients, back-propagate ``loss``, clip and step."""
+    def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False,
+                 clip: Optional[float] = None) -> None:
+        """Zero the named optimiser's gradients, back-propagate ``loss``, clip and step.
+
+        Under DDP the gradients are averaged over ranks before clipping, so the clipped norm is
+        the norm of the job's gradient (as in one process), not of this rank's share.
+
+        Args:
+            name: Optimiser name.
+            loss: Scalar loss to back-propagate.
+            retain_graph: Keep the autograd graph for another backward pass.
+            clip: Maximum gradient norm; ``None`` uses ``train.grad_clip``, 0 disables clipping.
+        """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward(retain_graph=retain_graph)
-        clip = self.train.grad_clip
-        if clip and clip > 0:
+        if self.gradient_sync is not None:
+            self.gradient_sync.sync(optimizer)
+        limit = self.train.grad_clip if clip is None else clip
+        if limit and limit > 0:
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, clip)
+            torch.nn.utils.clip_grad_norm_(params, limit)
         optimizer.step()
 
 

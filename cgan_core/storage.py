@@ -22,9 +22,14 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from cgan_core.errors import CganRuntimeError, MissingDependencyError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cgan_core.data import LoadedData
+    from cgan_core.specs import DataRequest
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Protocol -> (package, cgan extra) for the optional filesystems.
@@ -203,3 +208,17 @@ def _newest_copy(url_dir: Path) -> Optional[Path]:
     newest = max(versions, key=lambda v: (v / "source.json").stat().st_mtime)
     entries = [p for p in newest.iterdir() if p.name != "source.json"]
     return entries[0] if entries else None
+
+
+def open_local_or_url(opener: Callable[["DataRequest"], "LoadedData"], request: "DataRequest") -> "LoadedData":
+    """Call a modality's ``open_source`` on ``request``, first fetching a URL source into the cache.
+
+    Modalities read local files only; this is the one place where a URL source becomes a local
+    path, so every modality accepts the same URLs. The loaded data records the URL as its source
+    (where the data lives), not the cache path.
+    """
+    if not is_url(request.source):
+        return opener(request)
+    data = opener(replace(request, source=str(materialize_source(request.source))))
+    data.source = request.source
+    return data

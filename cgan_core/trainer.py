@@ -173,12 +173,14 @@ class Trainer:
             model=self.model, config=config, loss=loss, optimizers=self.optimizers, device=self.device,
             data=data, batches=BatchStream(data.dataset, self.order),
             amp_dtype=torch.bfloat16 if amp else None, penalty=penalty, penalty_weight=weight,
-            wrapped=self.wrapped, world_size=self.world_size,
+            wrapped=self.wrapped, world_size=self.world_size, rank=self.rank,
+            gradient_sync=self.gradient_sync,
         )
         self.phases: list[Phase] = self.model.phases(self.train_config)
         self.step = 0
         self.phase_index = 0
         self.phase_step = 0
+        self.completed_phase_steps = 0  # steps the phase before ``phase_index`` ran when it ended
         self.last_checkpoint: Optional[str] = None
         self.last_logs: dict[str, float] = {}
         self._stop_signal: Optional[int] = None
@@ -259,6 +261,7 @@ class Trainer:
                 "step": self.step,
                 "phase_index": self.phase_index,
                 "phase_step": self.phase_step,
+                "completed_phase_steps": self.completed_phase_steps,
                 "order": self.order.state_dict(),
                 "step_state": self.context.state,
             },
@@ -280,6 +283,7 @@ class Trainer:
         self.step = int(trainer["step"])
         self.phase_index = int(trainer["phase_index"])
         self.phase_step = int(trainer["phase_step"])
+        self._reopen_lengthened_phase(trainer)
         self.order.load_state_dict(trainer["order"])
         self.context.state = dict(trainer.get("step_state") or {})
         callback_states = payload.get("callbacks") or {}
@@ -289,6 +293,16 @@ class Trainer:
         if payload.get("extra"):
             self.model.load_extra_state_tensors(payload["extra"])
         self._restore_rng(payload)
+
+    def _reopen_lengthened_phase(self, trainer: Mapping[str, Any]) -> None:
+        # A run resumed with a longer last phase (--resume --force --max-steps N, or more
+        # adversarial iterations) continues that phase rather than finding every phase done.
+        if self.phase_step or not self.phase_index or "completed_phase_steps" not in trainer:
+            return
+        previous = self.phase_index - 1
+        done = int(trainer["completed_phase_steps"])
+        if previous < len(self.phases) and done < self.phases[previous].steps:
+            self.phase_index, self.phase_step = previous, done
 
     def _restore_rng(self, payload: Mapping[str, Any]) -> None:
         # Each rank continues its own random stream when the number of processes is unchanged;
@@ -467,6 +481,7 @@ class Trainer:
                     )
             if self.step >= total and self.phase_step < phase.steps:
                 break
+            self.completed_phase_steps = self.phase_step
             self.phase_index += 1
             self.phase_step = 0
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import TINY_DCGAN
@@ -88,6 +88,20 @@ def test_resume_with_a_different_config_lists_the_differing_keys(cli, tmp_path):
     assert "train.lr_d: 0.0002 -> 0.01" in changed.stderr and "--force" in changed.stderr
     extended = cli("run", "--out", str(out), "--resume", "--no-progress")
     assert extended.exit_code == 0, extended.output  # resuming by --out alone uses the frozen config
+
+
+def test_forced_resume_changes_only_the_keys_given(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", "-m", "image", "-p", "dcgan", "--max-steps", "2", "--out", str(out), "--no-progress",
+               *TINY_DCGAN).exit_code == 0
+    forced = cli("run", "--out", str(out), "--resume", "--force", "--max-steps", "3", "--set", "train.lr_d=0.01",
+                 "--no-progress")
+    assert forced.exit_code == 0, forced.output
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train"]["lr_d"] == 0.01 and config["train"]["max_steps"] == 3
+    # The rest is the frozen run's config, not the defaults (base_channels 32 would not load).
+    assert config["model"]["base_channels"] == 8 and config["train"]["batch_size"] == 16
+    assert json.loads((out / "run.json").read_text())["step"] == 3
 
 
 def test_generate_from_a_run_without_checkpoints_is_a_runtime_error(cli, tmp_path):

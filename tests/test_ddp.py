@@ -153,22 +153,6 @@ PLUGIN_RUNS = {
 }
 
 
-def _allow_seqgan_under_ddp() -> None:
-    """Lift SeqGAN's refusal of torch.distributed, keeping its per-epoch batch count per rank.
-
-    The text plugin refuses DDP because a DDP wrapper cannot see its bare-module calls; the
-    trainer's GradientSync averages those gradients at each optimiser step, which is what this
-    checks with SeqGAN's real step functions (MLE, discriminator rounds, policy gradient with
-    rollouts). Only the guard is replaced: an epoch is this rank's share of the items.
-    """
-    from cgan_text import seqgan
-
-    def epoch_batches(self, ctx):
-        return seqgan.batches_per_epoch(max(1, self.items // ctx.world_size), ctx.train.batch_size)
-
-    seqgan.SeqGAN._epoch_batches = epoch_batches
-
-
 def _plugin_trainer(modality: str, plugin: str, dataset: str, settings: list[str]) -> Trainer:
     from cgan_core.plugins import get_registry
     from cgan_core.session import build_model, load_data, resolve_run
@@ -202,6 +186,27 @@ class _StopOnOneRank(Callback):
             trainer._stop_signal = 15
 
 
+def clipped_update(rank: int) -> list[float]:
+    """One ``StepContext.optimize`` with clipping, where the two ranks' gradients point apart.
+
+    Rank 0's gradient is (10, 0), rank 1's (0, 10): their mean (5, 5) clipped to norm 1 is
+    (0.707, 0.707). Clipping each rank's gradient first would give (1, 0) and (0, 1), mean (0.5, 0.5).
+    """
+    from cgan_core.distributed import GradientSync
+    from cgan_core.step import StepContext
+
+    weight = nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    sync = GradientSync({"w": optimizer}, {})
+    ctx = StepContext(model=None, config=_config(1, 1), loss=_bce(), optimizers={"w": optimizer},  # type: ignore[arg-type]
+                      device=torch.device("cpu"), data=_data(), batches=iter(()), world_size=2, rank=rank,
+                      gradient_sync=sync)
+    direction = torch.tensor([10.0, 0.0]) if rank == 0 else torch.tensor([0.0, 10.0])
+    ctx.optimize("w", (weight * direction).sum(), clip=1.0)
+    sync.remove()
+    return (-weight.detach()).tolist()
+
+
 def worker(mode: str, out: Path) -> None:
     """Run under a process group (or as the 1-process reference) and save what the tests compare."""
     from cgan_core import distributed
@@ -225,8 +230,8 @@ def worker(mode: str, out: Path) -> None:
             dcgan = Trainer(model, LoadedData(TensorData(images), {}), config, _bce(), device=torch.device("cpu"))
             dcgan.fit()
             _save(dcgan, out / f"dcgan-rank{rank}.safetensors")
+            facts["clipped_update"] = clipped_update(rank)
         if mode in ("plugins", "all"):
-            _allow_seqgan_under_ddp()
             for name, (modality, plugin, dataset, settings) in PLUGIN_RUNS.items():
                 trainer = _plugin_trainer(modality, plugin, dataset, settings)
                 trainer.fit()
@@ -309,6 +314,12 @@ def test_ranks_end_with_identical_weights(trained: Path) -> None:
     assert facts[0]["default_manual_syncs"] == 0
     assert facts[0]["bare_manual_syncs"] == 2 * STEPS
     assert facts[0]["default_logs"] == facts[1]["default_logs"]  # logs are reduced over ranks
+
+
+def test_clipping_sees_the_gradient_averaged_over_ranks(trained: Path) -> None:
+    for rank in (0, 1):
+        update = json.loads((trained / f"facts-all-rank{rank}.json").read_text())["clipped_update"]
+        assert update == pytest.approx([2 ** -0.5, 2 ** -0.5], abs=1e-6)  # not (0.5, 0.5)
 
 
 def test_seqgan_and_tgan_ranks_stay_identical(trained: Path) -> None:

@@ -132,3 +132,30 @@ def test_auto_resume_starts_a_run_then_continues_it(cli, tmp_path: Path) -> None
     for extra in (["--resume"], ["--overwrite"]):
         result = cli(*args, *extra)
         assert result.exit_code == 2 and "--auto-resume needs --out and excludes" in result.output
+
+
+def test_seqgan_under_nproc_2_writes_one_run_that_one_process_continues(tmp_path: Path) -> None:
+    """SeqGAN's own step functions (MLE epochs, discriminator rounds, rollouts) under torchrun."""
+    from test_text_cli import TINY_ORACLE, TINY_SEQGAN
+
+    run = tmp_path / "seqgan"
+    env = dict(os.environ, CGAN_DB_URL="none")
+    args = [*CGAN, "run", "--modality", "text", "--plugin", "seqgan", "--dataset", "oracle", "--out", str(run),
+            "--device", "cpu", "--no-progress", *TINY_SEQGAN, *TINY_ORACLE, "--set", "train.batch_size=8",
+            "--set", "train.checkpoint_every=1", "--set", "train.keep_last=10", "--set", "train.log_every=1"]
+    done = subprocess.run([*args, "--nproc", "2"], env=env, text=True, capture_output=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["step"] == 5  # mle 1, pretrain_d 1, adversarial 3
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5]  # rank 0 alone writes
+    assert all("reward" in line for line in lines[2:])  # the adversarial iterations ran
+    # 96 oracle sequences, 2 ranks of batch 8: an MLE epoch is 48 items per rank -> 6 batches each.
+    state = json.loads((run / "checkpoints" / "step-00000001" / "state.json").read_text())
+    order = dict(dict(dict(state["payload"]["__dict__"])["trainer"]["__dict__"])["order"]["__dict__"])
+    assert order["world_size"] == 2 and order["position"] == 96
+    more = subprocess.run([*CGAN, "run", "--resume", "--out", str(run), "--no-progress", "--set",
+                           "phases.adversarial.iterations=4", "--force"], env=env, text=True, capture_output=True,
+                          timeout=300)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["step"] == 6

@@ -134,3 +134,37 @@ def test_image_datasets_load_from_memory_and_file_urls(memory, tmp_path, monkeyp
     memory.pipe("/pngs/b/2.png", _png_bytes(255))
     folder = load_data(resolve_run("image", "dcgan", "memory://pngs/"))
     assert len(folder) == 2 and folder.info["class_names"] == ["a", "b"]
+
+
+def test_text_video_and_audio_sources_load_from_urls(memory, tmp_path, monkeypatch):
+    """Every modality takes URL sources: the core fetches them before the modality's opener runs."""
+    import soundfile
+
+    from cgan_core.session import load_data, resolve_run
+
+    monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path / "cache"))
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(words[(i * 7 + j) % 40] for j in range(6)) for i in range(50)]
+    memory.pipe("/corpus/news.txt", ("\n".join(lines) + "\n").encode())
+    text = load_data(resolve_run("text", "seqgan", "memory://corpus/news.txt", set_options=["data.min_vocab=10"]))
+    assert len(text) == 45 and text.source == "memory://corpus/news.txt"  # 10% held out for nll-test
+
+    clips = np.random.default_rng(0).integers(0, 256, size=(3, 8, 32, 32), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.save(buffer, clips)
+    memory.pipe("/clips/moving.npy", buffer.getvalue())
+    video = load_data(resolve_run("video", "tgan", "memory://clips/moving.npy",
+                                  set_options=["data.resolution=32", "data.frames=8"]))
+    assert len(video) == 3 and video.source == "memory://clips/moving.npy"
+
+    for name, pitch in (("low/a.wav", 300), ("high/b.wav", 2000)):
+        wave = np.sin(2 * np.pi * pitch * np.arange(16000) / 16000).astype(np.float32) * 0.5
+        sound = io.BytesIO()
+        soundfile.write(sound, wave, 16000, format="WAV", subtype="PCM_16")
+        memory.pipe(f"/sounds/{name}", sound.getvalue())
+    audio = load_data(resolve_run("audio", "wavegan", "memory://sounds/"))
+    assert len(audio) >= 2 and audio.source == "memory://sounds/"
+    assert audio.info.get("class_names") == ["high", "low"]
+
+    with pytest.raises(UsageError, match="nowhere/x.txt.* does not exist"):
+        load_data(resolve_run("text", "seqgan", "memory://nowhere/x.txt"))

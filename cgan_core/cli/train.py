@@ -116,7 +116,7 @@ def run_command(
         raise UsageError("cgan run needs --modality and --plugin (see 'cgan list models')")
     registry = get_registry()
     overrides = _flag_overrides(max_steps, seed, device, deterministic)
-    resolved = resolve_run(modality, plugin, dataset, config, set_options, overrides, registry)
+    resolved = resolve_run(modality, plugin, dataset, config, set_options, overrides, registry, base=frozen)
     run_config = resolved.config
     dist = distributed.init_distributed(run_config.train.device)  # under torchrun: join the process group
     try:

@@ -12,6 +12,7 @@ import torch
 from cgan_core.errors import UsageError
 from cgan_core.plugins import Registry, get_registry
 from cgan_core.specs import DataRequest
+from cgan_core.storage import open_local_or_url
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from cgan_core.session import ResolvedRun
@@ -97,7 +98,7 @@ def load_reference(resolved: "ResolvedRun", reference: Optional[str] = None, n_r
         modality = resolved.config.modality
         spec = registry.datasets(modality).get(reference)
         request = DataRequest(source=str(reference), config=resolved.config.data, split="reference", cache_dir=cache_dir)
-        data = spec.load(request) if spec is not None else resolved.modality.open_source(request)
+        data = spec.load(request) if spec is not None else open_local_or_url(resolved.modality.open_source, request)
         if len(data) == 0:
             raise UsageError(f"reference '{reference}' has no usable items")
         data.source = data.source or str(reference)

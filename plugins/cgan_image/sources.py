@@ -10,15 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from cgan_core import (CganRuntimeError, DataRequest, LoadedData, SkipLog, TensorData, UsageError, is_url,
-                       materialize_source, tensor_fingerprint)
+from cgan_core import CganRuntimeError, DataRequest, LoadedData, SkipLog, TensorData, UsageError, tensor_fingerprint
 
 from cgan_image.preprocess import prepare_images
 
@@ -159,13 +157,9 @@ def _info(images: torch.Tensor, labels: Optional[torch.Tensor], class_names: Opt
 def open_image_source(request: DataRequest) -> LoadedData:
     """The image modality's ``open_source``: dispatch on what the path is.
 
-    ``request.source`` may be an fsspec URL (``s3://bucket/images/``, ``memory://x.npz``, ...):
-    it is downloaded once into cgan's cache, keyed by the URL and the remote's ETag or size.
+    URL sources (``s3://bucket/images/``, ``memory://x.npz``, ...) reach it as local paths:
+    cgan_core fetches them into its cache first (``open_local_or_url``).
     """
-    if is_url(request.source):
-        data = open_image_source(replace(request, source=str(materialize_source(request.source))))
-        data.source = request.source  # the run records where the data lives, not the cache
-        return data
     path = Path(request.source).expanduser()
     if not path.exists():
         raise UsageError(f"dataset path '{path}' does not exist; give a folder of images, an IDX, .npy or .npz file, "

@@ -42,16 +42,6 @@ def batches_per_epoch(items: int, batch_size: int) -> int:
     return max(1, items // max(1, batch_size))
 
 
-def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
-    """One optimiser step on ``loss`` with optional gradient-norm clipping."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip and clip > 0:
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    optimizer.step()
-
-
 def corpus_tokens(sequences: torch.Tensor, data_info: Mapping[str, Any]) -> list[list[str]]:
     """The training sequences as token strings (ids as strings for oracle data), without padding."""
     if data_info.get("kind") == "text":
@@ -139,15 +129,16 @@ class SeqGAN(GANModel):
         ]
 
     def _rng(self, ctx: StepContext, purpose: int) -> torch.Generator:
-        key = f"{int(ctx.train.seed)}:{ctx.step}:{purpose}".encode()
-        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:7], "little"))
+        # Under torchrun each rank draws its own negatives and policy samples (the job's batch
+        # is world_size x batch_size, as for the real data); one process keeps the old key.
+        key = f"{int(ctx.train.seed)}:{ctx.step}:{purpose}"
+        if ctx.world_size > 1:
+            key += f":rank{ctx.rank}"
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:7], "little"))
 
     def _epoch_batches(self, ctx: StepContext) -> int:
-        if ctx.world_size > 1:
-            # The step functions call the generator's sampling and rollout methods, which a
-            # DistributedDataParallel wrapper does not synchronise.
-            raise UsageError("seqgan trains in one process; run it without torchrun")
-        return batches_per_epoch(self.items, ctx.train.batch_size)
+        """Batches in this rank's share of one epoch (each rank reads items // world_size)."""
+        return batches_per_epoch(max(1, self.items // ctx.world_size), ctx.train.batch_size)
 
     # --- step functions --------------------------------------------------------------------------
     def embed_step(self, ctx: StepContext) -> dict[str, float]:
@@ -159,7 +150,7 @@ class SeqGAN(GANModel):
                 raise UsageError(f"the vectors in '{embed.path}' have {vectors.vector_size} dimensions but "
                                  f"embed.dim={embed.dim}; set --set embed.dim={vectors.vector_size}")
         else:
-            self._epoch_batches(ctx)  # refuses distributed training
+            # Every rank trains the same vectors: one gensim worker, a fixed seed, a stable hash.
             sequences = _all_sequences(ctx.data.dataset)
             vectors = train_vectors(embed.kind, corpus_tokens(sequences, self.data_info), int(embed.dim),
                                     int(embed.window), int(embed.epochs), int(embed.min_count), int(embed.seed))
@@ -180,7 +171,7 @@ class SeqGAN(GANModel):
         for _ in range(batches):
             real = ctx.next_batch()
             loss = -self.generator.token_log_probs(real).mean()
-            update(ctx.optimizers["generator_mle"], loss, clip)
+            ctx.optimize("generator_mle", loss, clip=clip)
             total += float(loss.detach())
         return {"loss_mle": total / batches}
 
@@ -202,7 +193,7 @@ class SeqGAN(GANModel):
                 real = ctx.next_batch()
                 fake = negatives[order[i * batch:(i + 1) * batch]]
                 loss, logs = self.discriminator.loss(real, fake, float(model.d_l2))
-                update(ctx.optimizers["discriminator"], loss)
+                ctx.optimize("discriminator", loss, clip=0.0)
                 for key, value in logs.items():
                     sums[key] = sums.get(key, 0.0) + value
         count = max(1, int(model.d_epochs) * batches)
@@ -223,7 +214,7 @@ class SeqGAN(GANModel):
         log_probs = self.generator.token_log_probs(sequences)
         # The authors sum (not average) reward-weighted log-probabilities over batch and time.
         loss = -(log_probs * rewards).sum()
-        update(ctx.optimizers["generator"], loss, float(model.g_grad_clip))
+        ctx.optimize("generator", loss, clip=float(model.g_grad_clip))
         self.update_rollout()
         return {"loss_g": float(loss.detach()) / sequences.numel(), "reward": float(rewards.mean())}
 
@@ -237,7 +228,6 @@ class SeqGAN(GANModel):
     def adversarial_step(self, ctx: StepContext) -> dict[str, float]:
         """One adversarial iteration: generator steps, then discriminator rounds."""
         model = self.config.model
-        self._epoch_batches(ctx)  # refuses distributed training
         if ctx.phase_step == 0:  # the rollout network starts as a copy of the pre-trained generator
             self.rollout.load_state_dict(self.generator.state_dict())
         logs: dict[str, float] = {}
