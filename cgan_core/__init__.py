@@ -25,6 +25,7 @@ _LAZY = {
     "TensorData": "cgan_core.data",
     "SkipLog": "cgan_core.data",
     "tensor_fingerprint": "cgan_core.data",
+    "stack_samples": "cgan_core.data",
     "SeededBatchOrder": "cgan_core.data",
     "Trainer": "cgan_core.trainer",
     "Callback": "cgan_core.callbacks",
@@ -54,6 +55,17 @@ _LAZY = {
     "materialize_source": "cgan_core.storage",
     "is_url": "cgan_core.storage",
     "open_local_or_url": "cgan_core.storage",
+    "sha256_file": "cgan_core.fileio",
+    "WeightsSource": "cgan_core.weights",
+    "find_weights_file": "cgan_core.weights",
+    "ClassifierFit": "cgan_core.metrics.classifier",
+    "ClassifierRecipe": "cgan_core.metrics.classifier",
+    "labelled_training_samples": "cgan_core.metrics.classifier",
+    "heldout_accuracy": "cgan_core.metrics.classifier",
+    "fit_classifier": "cgan_core.metrics.classifier",
+    "epoch_steps": "cgan_core.metrics.classifier",
+    "cache_key": "cgan_core.metrics.classifier",
+    "cached_classifier": "cgan_core.metrics.classifier",
 }
 
 __all__ = [

@@ -88,12 +88,15 @@ class EvalConfig:
         metrics: Metric names (empty = the modality's defaults).
         n_samples: Generated samples per evaluation (0 = the modality's default).
         best_metric: Metric that selects the ``best`` checkpoint (empty = the first metric).
+        options: Metric options as ``KEY=VALUE`` strings, as ``cgan evaluate --option`` takes them
+            (``--set eval.options=effnet-lite0.image_size=128,classifier.max_steps=300``).
     """
 
     every: int = 0
     metrics: tuple[str, ...] = ()
     n_samples: int = 0
     best_metric: str = ""
+    options: tuple[str, ...] = ()
 
 
 CORE_SECTIONS: dict[str, type] = {"train": TrainConfig, "eval": EvalConfig}

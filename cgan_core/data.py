@@ -69,6 +69,14 @@ class TensorData(Dataset):
         return self.samples[index]
 
 
+def stack_samples(dataset: Any) -> torch.Tensor:
+    """Every item of a dataset as one tensor (a :class:`TensorData`'s own tensor, without copying)."""
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, torch.Tensor):
+        return samples
+    return torch.stack([dataset[i] for i in range(len(dataset))])
+
+
 def tensor_fingerprint(tensor: torch.Tensor) -> str:
     """Return a short sha256 of a tensor's bytes (shape and dtype included)."""
     digest = hashlib.sha256()

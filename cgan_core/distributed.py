@@ -21,6 +21,7 @@ in step:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import signal
@@ -169,6 +170,7 @@ def _stop_with_launcher() -> None:
 def teardown_distributed() -> None:
     """Leave the process group, if one was joined (safe to call more than once)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gc.collect()  # free unreachable DDP wrappers while their process group still exists
         torch.distributed.destroy_process_group()
 
 
@@ -346,7 +348,7 @@ class GradientSync:
     def sync(self, optimizer: torch.optim.Optimizer) -> None:
         """Average now the gradients of ``optimizer``'s parameters that DDP has not averaged.
 
-        Called between ``backward`` and gradient clipping (see :meth:`StepContext.optimize`);
+        Called between ``backward`` and gradient clipping (see :meth:`cgan_core.StepContext.optimize`);
         the pre-step hook then finds nothing left to average.
         """
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

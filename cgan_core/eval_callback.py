@@ -37,7 +37,7 @@ class EvaluationCallback(Callback):
         best_metric: Reported metric that selects ``best`` (default: ``eval.best_metric``, then the first).
         seed: Seed of the evaluation samples: the same latent codes at every evaluation.
         cache_dir: Feature cache (default: :func:`cgan_core.evaluation.default_cache_dir`).
-        options: Metric options.
+        options: Metric options (default: the ``eval.options`` config key).
         reference: Reference set (default: loaded from the run's dataset on first use).
         registry: Plugin registry.
 
@@ -61,7 +61,8 @@ class EvaluationCallback(Callback):
         reference: Optional["ReferenceSet"] = None,
         registry: Optional["Registry"] = None,
     ) -> None:
-        from cgan_core.evaluation import default_cache_dir, resolve_metric_specs, split_metric_names
+        from cgan_core.evaluation import (default_cache_dir, parse_metric_options, resolve_metric_specs,
+                                          split_metric_names)
 
         if every <= 0:
             raise UsageError(f"eval.every must be positive to evaluate during training, got {every}")
@@ -78,7 +79,7 @@ class EvaluationCallback(Callback):
         self.higher_is_better: Optional[bool] = spec.higher_is_better if spec is not None else None
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.options = dict(options or {})
+        self.options = dict(options) if options is not None else parse_metric_options(eval_config.options)
         self.reference = reference
         self.registry = registry
         self.best_value: Optional[float] = None
@@ -88,7 +89,7 @@ class EvaluationCallback(Callback):
 
     @classmethod
     def from_config(cls, resolved: "ResolvedRun", **kwargs: Any) -> "EvaluationCallback":
-        """Build from the run's ``eval`` section (``every``, ``metrics``, ``n_samples``, ``best_metric``)."""
+        """Build from the run's ``eval`` section (``every``, ``metrics``, ``n_samples``, ``best_metric``, ``options``)."""
         return cls(resolved, resolved.config.eval.every, **kwargs)
 
     # --- the hook ----------------------------------------------------------------------------

@@ -392,3 +392,27 @@ __all__ = [
     "preserved_rng_state", "reference_from_loaded", "resolve_metric_specs", "split_metric_names", "stack_samples",
     "write_report",
 ]
+
+
+def parse_metric_options(pairs: Sequence[str], where: str = "eval.options") -> dict[str, Any]:
+    """``["effnet-lite0.image_size=128"]`` -> ``{"effnet-lite0.image_size": 128}`` (values read as YAML scalars).
+
+    Args:
+        pairs: ``KEY=VALUE`` strings.
+        where: Where they came from (``--option``, ``eval.options``), for the error message.
+
+    Raises:
+        UsageError: for an item without ``=``.
+    """
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{where} takes KEY=VALUE (e.g. effnet-lite0.image_size=128), got '{pair}'")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options

@@ -145,7 +145,7 @@ def materialize_source(source: str, cache_dir: Optional[Path] = None, refresh: b
 
     Args:
         source: A local path, a ``file://`` URL, or any fsspec URL (file or folder).
-        cache_dir: Cache folder (default: :func:`cache_root`).
+        cache_dir: Cache folder (default: ``cache_root()``).
         refresh: Download again even if the cached copy matches the remote.
 
     Returns:

@@ -435,6 +435,17 @@ class Trainer:
                 signal.signal(signum, handler)
             for cb in self.callbacks:
                 cb.on_close(self)
+            self._release_distributed()
+
+    def _release_distributed(self) -> None:
+        # DDP's reducer holds threads of the process group; one that outlives the group's
+        # teardown can abort the process at exit ("terminate called without an active exception").
+        if self.world_size <= 1:
+            return
+        if self.gradient_sync is not None:
+            self.gradient_sync.remove()
+        self.wrapped = {}
+        self.context.wrapped = {}
 
     def _run_phases(self) -> None:
         train = self.train_config

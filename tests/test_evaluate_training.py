@@ -16,7 +16,8 @@ TINY = ["run", "--modality", "image", "--plugin", "dcgan", "--dataset", "digits"
         "--max-steps", "20", "--set", "model.base_channels=8", "--set", "model.latent_dim=16",
         "--set", "train.batch_size=16", "--set", "train.sample_every=0", "--set", "train.checkpoint_every=10"]
 EVAL = ["--set", "eval.every=10", "--set", "eval.metrics=fid@classifier,precision@classifier",
-        "--set", "eval.n_samples=64", "--set", "eval.best_metric=precision@classifier"]
+        "--set", "eval.n_samples=64", "--set", "eval.best_metric=precision@classifier",
+        "--set", "eval.options=classifier.max_steps=120"]
 
 
 def invoke(*args: str):
@@ -55,6 +56,11 @@ def test_eval_every_logs_keeps_best_and_leaves_training_unchanged(tmp_path):
     assert best_state["step"] == best_step
     assert best_state["metrics"]["eval/precision@classifier"] == max(e["eval/precision@classifier"] for e in evals)
     assert list((evaluated / "tb").glob("events.*")), "TensorBoard events were written"
+    # eval.options reached the metric: the domain classifier was trained with at most 120 steps.
+    from cgan_core.evaluation import default_cache_dir
+
+    recipes = [json.loads(p.read_text())["key"]["recipe"] for p in (default_cache_dir() / "classifiers").glob("*.json")]
+    assert {"max_steps": 120} in [{"max_steps": r["max_steps"]} for r in recipes]
 
     # A kill after step 10 and --resume end with the same weights, and the best is remembered.
     resumed = tmp_path / "resumed"
@@ -68,6 +74,14 @@ def test_eval_every_logs_keeps_best_and_leaves_training_unchanged(tmp_path):
     assert [line["step"] for line in resumed_lines if "eval/fid@classifier" in line] == [10, 20]
     assert json.loads((resumed / "eval" / "step-00000020.json").read_text())["metrics"][0]["value"] == \
         evals[1]["eval/fid@classifier"]
+
+
+def test_bad_eval_options_fail_before_training(tmp_path):
+    result = CliRunner().invoke(build_app(), [*TINY, "--set", "eval.every=5", "--set", "eval.options=classifier.max_steps",
+                                              "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "eval.options takes KEY=VALUE" in result.stderr and "'classifier.max_steps'" in result.stderr
+    assert not list((tmp_path / "run" / "checkpoints").glob("step-*"))
 
 
 def test_eval_every_with_an_unknown_metric_fails_before_training(tmp_path):

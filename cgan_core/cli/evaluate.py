@@ -12,23 +12,10 @@ from cgan_core.errors import UsageError
 
 
 def parse_options(pairs: List[str]) -> dict[str, Any]:
-    """``["effnet-lite0.image_size=128"]`` -> ``{"effnet-lite0.image_size": 128}`` (YAML scalars).
+    """``--option`` values as a dict (see :func:`cgan_core.evaluation.parse_metric_options`)."""
+    from cgan_core.evaluation import parse_metric_options
 
-    Raises:
-        UsageError: for an item without ``=``.
-    """
-    import yaml
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--option takes KEY=VALUE (e.g. effnet-lite0.image_size=128), got '{pair}'")
-        try:
-            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            options[key.strip()] = raw
-    return options
+    return parse_metric_options(pairs, "--option")
 
 
 def format_table(report: Any) -> str:

@@ -10,52 +10,21 @@ forked RNG, so it never disturbs a training run's random streams.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cgan_core import EvalContext, MetricUnavailable, tensor_fingerprint
+from cgan_core import (ClassifierRecipe, EvalContext, MetricUnavailable, cache_key, cached_classifier, fit_classifier,
+                       heldout_accuracy, labelled_training_samples)
 
 from cgan_audio.features import MelSettings, logmel
 
-RECIPE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ClassifierRecipe:
-    """How the classifier is trained; every field is part of the cache key.
-
-    Attributes:
-        width: Channels of the first convolution (doubled twice).
-        feature_dim: Size of the penultimate layer (the features).
-        epochs: Passes over the training clips, bounded by ``min_steps``/``max_steps``.
-        min_steps: At least this many optimiser steps (small datasets).
-        max_steps: At most this many optimiser steps (large datasets).
-        batch_size: Clips per step.
-        lr: Peak learning rate of the one-cycle schedule (Adam).
-        max_shift: Random shift in frames of the spectrograms (augmentation: onsets vary).
-        holdout: Share of the clips kept out of training to measure accuracy.
-        seed: Seed of initialisation, shuffling and augmentation.
-    """
-
-    width: int = 16
-    feature_dim: int = 128
-    epochs: int = 15
-    min_steps: int = 150
-    max_steps: int = 1500
-    batch_size: int = 64
-    lr: float = 3e-3
-    max_shift: int = 4
-    holdout: float = 0.1
-    seed: int = 0
-    version: int = RECIPE_VERSION
+# Spoken-digit-sized clips: 15 epochs of 64 clips, at least 150 and at most 1,500 steps, shifts
+# of up to 4 spectrogram frames (onsets vary). Every field is part of the cache key.
+DEFAULT_RECIPE = ClassifierRecipe(epochs=15, max_steps=1500, batch_size=64, max_shift=4)
 
 
 class AudioClassifier(nn.Module):
@@ -105,83 +74,35 @@ def train_classifier(spectrograms: torch.Tensor, labels: torch.Tensor, classes: 
                      device: torch.device) -> tuple[AudioClassifier, float]:
     """Train on log-mel spectrograms; returns the classifier (eval mode, CPU) and its held-out accuracy.
 
-    Every random number comes from generators seeded by ``recipe.seed`` inside a forked RNG, so
-    the result depends only on the data and the recipe, and global RNG streams are untouched.
+    Seeded by ``recipe.seed`` inside a forked RNG (see :func:`cgan_core.fit_classifier`), so the
+    result depends only on the data and the recipe.
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(recipe.seed)
-        generator = torch.Generator().manual_seed(recipe.seed)
-        order = torch.randperm(spectrograms.shape[0], generator=generator)
-        held = max(1, int(round(spectrograms.shape[0] * recipe.holdout)))
-        val_idx, train_idx = order[:held], order[held:]
-        model = AudioClassifier(classes, recipe.width, recipe.feature_dim).to(device)
-        batches_per_epoch = max(1, math.ceil(len(train_idx) / recipe.batch_size))
-        steps = min(max(recipe.epochs * batches_per_epoch, recipe.min_steps), recipe.max_steps)
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps)
-        model.train()
-        step = 0
-        while step < steps:
-            shuffled = train_idx[torch.randperm(len(train_idx), generator=generator)]
-            for batch_idx in shuffled.split(recipe.batch_size):
-                if step >= steps:
-                    break
-                if len(batch_idx) < 2:  # batch norm needs two examples
-                    continue
-                batch = random_frame_shift(spectrograms[batch_idx], recipe.max_shift, generator).to(device)
-                loss = F.cross_entropy(model(batch), labels[batch_idx].to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                step += 1
-        model.eval()
-        with torch.inference_mode():
-            predictions = torch.cat([model(spectrograms[part].to(device)).argmax(dim=1).cpu()
-                                     for part in val_idx.split(512)])
-            accuracy = float((predictions == labels[val_idx]).float().mean())
-    return model.cpu(), accuracy
+    def batch(indices: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return random_frame_shift(spectrograms[indices], recipe.max_shift, generator), labels[indices]
 
-
-def _stack(dataset: Any) -> torch.Tensor:
-    samples = getattr(dataset, "samples", None)
-    if isinstance(samples, torch.Tensor):
-        return samples
-    return torch.stack([dataset[i] for i in range(len(dataset))])
+    model, val_idx = fit_classifier(lambda: AudioClassifier(classes, recipe.width, recipe.feature_dim),
+                                    spectrograms.shape[0], recipe.fit(spectrograms.shape[0]), batch, device)
+    return model.cpu(), heldout_accuracy(model, spectrograms, labels, val_idx, device)
 
 
 def labelled_training_set(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, str, str]:
     """Clips, labels, a data fingerprint and a description of what the classifier learns from.
 
-    Prefers the run's training split; falls back to the labelled reference clips.
-
     Raises:
-        MetricUnavailable: when neither has labels.
+        MetricUnavailable: when neither the run's training split nor the reference clips have labels.
     """
-    load_split = getattr(ctx, "load_split", None)
-    if load_split is not None:
-        train = ctx.memoized("audio-classifier-train-split", lambda: load_split("train"))
-        if train is not None and train.labels is not None:
-            waves = _stack(train.dataset)
-            fingerprint = (train.fingerprint or tensor_fingerprint(waves)) + ":" + tensor_fingerprint(train.labels)
-            return waves, train.labels.long(), fingerprint, f"train split of '{train.source}'"
-    if ctx.real_labels is not None and isinstance(ctx.real, torch.Tensor):
-        fingerprint = tensor_fingerprint(ctx.real) + ":" + tensor_fingerprint(ctx.real_labels)
-        return ctx.real, ctx.real_labels.long(), fingerprint, "reference clips"
-    raise MetricUnavailable(
-        "audio classifier metrics need labelled clips (spoken-digits, tones, or a folder with one sub-folder "
-        "per class); this dataset has no labels, so use fad@logmel instead"
-    )
+    found = labelled_training_samples(ctx, "audio-classifier-train-split", "reference clips")
+    if found is None:
+        raise MetricUnavailable(
+            "audio classifier metrics need labelled clips (spoken-digits, tones, or a folder with one sub-folder "
+            "per class); this dataset has no labels, so use fad@logmel instead"
+        )
+    return found
 
 
 def _recipe_from(ctx: EvalContext) -> ClassifierRecipe:
     steps = ctx.option("classifier.max_steps") if hasattr(ctx, "option") else None
-    return ClassifierRecipe(max_steps=int(steps)) if steps is not None else ClassifierRecipe()
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return replace(DEFAULT_RECIPE, max_steps=int(steps)) if steps is not None else DEFAULT_RECIPE
 
 
 def load_or_train(ctx: EvalContext, settings: MelSettings) -> tuple[AudioClassifier, str, dict[str, Any]]:
@@ -190,33 +111,16 @@ def load_or_train(ctx: EvalContext, settings: MelSettings) -> tuple[AudioClassif
     Returns:
         The model (eval mode, CPU), the sha256 of its safetensors weights and its metadata.
     """
-    from safetensors.torch import load_file, save, save_file
-
     waves, labels, fingerprint, description = labelled_training_set(ctx)
     classes = int(ctx.data_info.get("num_classes") or 0) or int(labels.max()) + 1
     recipe = _recipe_from(ctx)
     key_source = {"data": fingerprint, "classes": classes, "mel": asdict(settings), "recipe": asdict(recipe)}
-    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
-    directory: Optional[Path] = Path(ctx.cache_dir) / "classifiers" if ctx.cache_dir is not None else None
-    model = AudioClassifier(classes, recipe.width, recipe.feature_dim)
-    weights = directory / f"audio-{key}.safetensors" if directory is not None else None
-    meta_path = directory / f"audio-{key}.json" if directory is not None else None
-    if weights is not None and meta_path is not None and weights.is_file() and meta_path.is_file():
-        try:
-            model.load_state_dict(load_file(str(weights)))
-            return model.eval(), _file_sha256(weights), json.loads(meta_path.read_text())
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError):
-            pass  # a damaged cache entry is retrained below
-    spectrograms = logmel(waves, settings, ctx.device)
-    model, accuracy = train_classifier(spectrograms, labels, classes, recipe, ctx.device)
-    meta = {"classifier_accuracy": round(accuracy, 4), "classifier_trained_on": description,
-            "classes": classes, "key": key_source}
-    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    if weights is None or meta_path is None:
-        return model, hashlib.sha256(save(state)).hexdigest(), meta
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    temporary = weights.with_name(weights.name + ".tmp")
-    save_file(state, str(temporary))
-    temporary.replace(weights)
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return model, _file_sha256(weights), meta
+
+    def train() -> tuple[AudioClassifier, dict[str, Any]]:
+        model, accuracy = train_classifier(logmel(waves, settings, ctx.device), labels, classes, recipe, ctx.device)
+        return model, {"classifier_accuracy": round(accuracy, 4), "classifier_trained_on": description,
+                       "classes": classes, "key": key_source}
+
+    directory = Path(ctx.cache_dir) / "classifiers" if ctx.cache_dir is not None else None
+    return cached_classifier(directory, cache_key(key_source, "audio-"),
+                             lambda: AudioClassifier(classes, recipe.width, recipe.feature_dim), train)

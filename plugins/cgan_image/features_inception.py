@@ -9,20 +9,16 @@ file, the metric fails with one line that says where to put it.
 
 from __future__ import annotations
 
-import os
-import urllib.request
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 import torch
 
-from cgan_core import EvalContext, MissingDependencyError, UsageError
+from cgan_core import EvalContext, MissingDependencyError, UsageError, WeightsSource, find_weights_file
 
 from cgan_image.features import ImageFeatureExtractor, sha256_of, to_rgb
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
-DOWNLOAD_TIMEOUT_S = 30
 
 
 def _fidelity_module():  # noqa: ANN202 - a module
@@ -38,33 +34,11 @@ def weights_url() -> str:
     return _fidelity_module().URL_INCEPTION_V3
 
 
-def candidate_paths(ctx: EvalContext) -> list[Path]:
-    """Places the weights file is looked for, most specific first."""
-    paths = []
-    for given in (ctx.option("inception.weights"), os.environ.get("CGAN_INCEPTION_WEIGHTS")):
-        if given:
-            paths.append(Path(given).expanduser())
-    if ctx.cache_dir is not None:
-        paths.append(Path(ctx.cache_dir) / "weights" / WEIGHTS_NAME)
-    paths.append(Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME)
-    return paths
-
-
-def _download(url: str, target: Path) -> Optional[str]:
-    """Download ``url`` to ``target``; returns an error text instead of raising."""
-    if os.environ.get("CGAN_OFFLINE", "") not in ("", "0", "false"):
-        return "CGAN_OFFLINE is set"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as handle:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                handle.write(chunk)
-        partial.replace(target)
-        return None
-    except Exception as exc:  # any network or disk failure becomes one line for the user
-        partial.unlink(missing_ok=True)
-        return f"{type(exc).__name__}: {exc}"
+def weights_source() -> WeightsSource:
+    """The weights file, its download address and how a user passes it."""
+    return WeightsSource(WEIGHTS_NAME, weights_url(), option="inception.weights", env="CGAN_INCEPTION_WEIGHTS",
+                         purpose="the FID Inception-v3 metrics",
+                         alternative="the offline @effnet-lite0 / @classifier metrics")
 
 
 def find_weights(ctx: EvalContext) -> Path:
@@ -73,22 +47,7 @@ def find_weights(ctx: EvalContext) -> Path:
     Raises:
         UsageError: given path missing, or no file and the download failed.
     """
-    explicit = ctx.option("inception.weights") or os.environ.get("CGAN_INCEPTION_WEIGHTS")
-    if explicit and not Path(explicit).expanduser().is_file():
-        raise UsageError(f"inception weights file '{explicit}' does not exist")
-    for path in candidate_paths(ctx):
-        if path.is_file():
-            return path
-    url = weights_url()
-    target = (Path(ctx.cache_dir) if ctx.cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints") / "weights" / WEIGHTS_NAME
-    error = _download(url, target)
-    if error is not None:
-        raise UsageError(
-            f"the inception metrics need the FID Inception-v3 weights, which could not be downloaded ({error}); "
-            f"fetch {url} on a connected machine and pass --option inception.weights=PATH or set "
-            "CGAN_INCEPTION_WEIGHTS=PATH, or use the offline @effnet-lite0 / @classifier metrics"
-        )
-    return target
+    return find_weights_file(weights_source(), ctx.option("inception.weights"), ctx.cache_dir)
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from cgan_core import GANModel, Phase, StepContext, UsageError
+from cgan_core import GANModel, Phase, StepContext, UsageError, stack_samples
 
 from cgan_text.discriminator import CNNDiscriminator
 from cgan_text.embeddings import KINDS, embedding_matrix, load_vectors, train_vectors
@@ -151,7 +151,7 @@ class SeqGAN(GANModel):
                                  f"embed.dim={embed.dim}; set --set embed.dim={vectors.vector_size}")
         else:
             # Every rank trains the same vectors: one gensim worker, a fixed seed, a stable hash.
-            sequences = _all_sequences(ctx.data.dataset)
+            sequences = stack_samples(ctx.data.dataset)
             vectors = train_vectors(embed.kind, corpus_tokens(sequences, self.data_info), int(embed.dim),
                                     int(embed.window), int(embed.epochs), int(embed.min_count), int(embed.seed))
         matrix, counts = embedding_matrix(vectors, vocabulary_tokens(self.data_info), int(embed.seed))
@@ -236,13 +236,6 @@ class SeqGAN(GANModel):
         for d_round in range(int(model.d_rounds)):
             logs.update(self.discriminator_round(ctx, 1000 + d_round))
         return logs
-
-
-def _all_sequences(dataset: Any) -> torch.Tensor:
-    samples = getattr(dataset, "samples", None)
-    if isinstance(samples, torch.Tensor):
-        return samples
-    return torch.stack([dataset[i] for i in range(len(dataset))])
 
 
 def build_seqgan(config: Any, data_info: Mapping[str, Any]) -> SeqGAN:

@@ -20,17 +20,16 @@ safetensors under ``cache_dir/classifiers`` keyed by the data fingerprint and th
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgan_core import EvalContext, MetricUnavailable, UsageError, tensor_fingerprint
+from cgan_core import (ClassifierFit, EvalContext, MetricUnavailable, UsageError, cache_key, cached_classifier,
+                       fit_classifier, tensor_fingerprint)
 
 RECIPE_VERSION = 1
 INPUT_SIDE = 32
@@ -242,6 +241,10 @@ def _frame_batch(clips: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor,
     return torch.cat([frames, negatives]), torch.cat([targets[idx], torch.zeros_like(targets[idx][:count])])
 
 
+def _network(kind: str, channels: int, classes: int) -> nn.Module:
+    return (ClipClassifier if kind == "clip" else FrameClassifier)(channels, classes)
+
+
 def train_classifier(clips: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
                      device: torch.device) -> tuple[nn.Module, float]:
     """Train a clip or frame classifier; returns it (eval mode, CPU) and its held-out accuracy.
@@ -249,48 +252,31 @@ def train_classifier(clips: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
     Accuracy is the share of held-out clips (frame classifier: frames) whose top-k classes are
     exactly their true set, k being the set's size.
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(recipe.seed)
-        generator = torch.Generator().manual_seed(recipe.seed)
-        order = torch.randperm(clips.shape[0], generator=generator)
-        held = max(1, int(round(clips.shape[0] * recipe.holdout)))
-        val_idx, train_idx = order[:held], order[held:]
-        with_none = recipe.kind == "frame"
-        classes = targets.shape[1] + (1 if with_none else 0)
-        factory = ClipClassifier if recipe.kind == "clip" else FrameClassifier
-        model = factory(clips.shape[1], classes).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.steps))
-        model.train()
-        for _ in range(recipe.steps):
-            idx = train_idx[torch.randint(0, len(train_idx), (recipe.batch_size,), generator=generator)]
-            if recipe.kind == "clip":
-                batch, batch_targets = clips[idx], targets[idx]
-            else:
-                batch, batch_targets = _frame_batch(clips, targets, idx, generator)
-            batch = _shift(batch, recipe.max_shift, generator).to(device)
-            loss = F.cross_entropy(model(batch), soft_targets(batch_targets, with_none).to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        model.eval()
-        with torch.inference_mode():
-            if recipe.kind == "clip":
-                inputs, truth = clips[val_idx], targets[val_idx]
-            else:
-                inputs = clips[val_idx].transpose(1, 2).flatten(0, 1)
-                truth = targets[val_idx].repeat_interleave(clips.shape[2], dim=0)
-            logits = torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(256)])[:, : truth.shape[1]]
+    with_none = recipe.kind == "frame"
+    fit = ClassifierFit(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, holdout=recipe.holdout,
+                        seed=recipe.seed, sampling="random")
+
+    def batch(indices: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if recipe.kind == "clip":
+            inputs, sets = clips[indices], targets[indices]
+        else:
+            inputs, sets = _frame_batch(clips, targets, indices, generator)
+        return _shift(inputs, recipe.max_shift, generator), soft_targets(sets, with_none)
+
+    classes = targets.shape[1] + (1 if with_none else 0)
+    model, val_idx = fit_classifier(lambda: _network(recipe.kind, clips.shape[1], classes), clips.shape[0], fit,
+                                    batch, device)
+    with torch.inference_mode():
+        if recipe.kind == "clip":
+            inputs, truth = clips[val_idx], targets[val_idx]
+        else:
+            inputs = clips[val_idx].transpose(1, 2).flatten(0, 1)
+            truth = targets[val_idx].repeat_interleave(clips.shape[2], dim=0)
+        logits = torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(256)])[:, : truth.shape[1]]
     k = int(truth.sum(dim=1).max())
     predicted = torch.zeros_like(truth).scatter_(1, logits.topk(k, dim=1).indices, 1.0)
     accuracy = float((predicted == truth).all(dim=1).float().mean())
     return model.cpu(), accuracy
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def recipe_from(ctx: EvalContext, kind: str) -> Recipe:
@@ -310,38 +296,22 @@ def load_or_train(ctx: EvalContext, kind: str) -> tuple[nn.Module, str, dict[str
     Returns:
         The model (eval mode, on ``ctx.device``), the sha256 of its weights, and its metadata.
     """
-    from safetensors.torch import load_file, save, save_file
-
     recipe = recipe_from(ctx, kind)
     clips, labels, fingerprint, description = labelled_clips(ctx, recipe.max_clips)
     targets, per_clip = class_sets(labels, ctx.data_info)
     key_source = {"data": fingerprint, "shape": list(clips.shape[1:]), "classes": int(targets.shape[1]),
                   "recipe": asdict(recipe)}
-    key = f"video-{kind}-" + hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
-    factory = ClipClassifier if kind == "clip" else FrameClassifier
-    model = factory(clips.shape[1], int(targets.shape[1]) + (1 if kind == "frame" else 0))
-    directory: Optional[Path] = Path(ctx.cache_dir) / "classifiers" if ctx.cache_dir is not None else None
-    if directory is not None and (directory / f"{key}.safetensors").is_file() and (directory / f"{key}.json").is_file():
-        weights = directory / f"{key}.safetensors"
-        try:
-            model.load_state_dict(load_file(str(weights)))
-            meta = json.loads((directory / f"{key}.json").read_text())
-            return model.eval().to(ctx.device), _sha256_file(weights), meta
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError):
-            pass  # a damaged cache entry is retrained below
-    model, accuracy = train_classifier(clips, targets, recipe, ctx.device)
-    meta = {"classifier_accuracy": round(accuracy, 4), "classifier_trained_on": description,
-            "classes_per_clip": per_clip, "classes": int(targets.shape[1]), "key": key_source}
-    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    if directory is None:
-        return model.to(ctx.device), hashlib.sha256(save(state)).hexdigest(), meta
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / f"{key}.safetensors"
-    temporary = directory / f"{key}.safetensors.tmp"
-    save_file(state, str(temporary))
-    temporary.replace(weights)
-    (directory / f"{key}.json").write_text(json.dumps(meta, indent=2))
-    return model.to(ctx.device), _sha256_file(weights), meta
+
+    def train() -> tuple[nn.Module, dict[str, Any]]:
+        model, accuracy = train_classifier(clips, targets, recipe, ctx.device)
+        return model, {"classifier_accuracy": round(accuracy, 4), "classifier_trained_on": description,
+                       "classes_per_clip": per_clip, "classes": int(targets.shape[1]), "key": key_source}
+
+    directory = Path(ctx.cache_dir) / "classifiers" if ctx.cache_dir is not None else None
+    classes = int(targets.shape[1]) + (1 if kind == "frame" else 0)
+    model, sha, meta = cached_classifier(directory, cache_key(key_source, f"video-{kind}-"),
+                                         lambda: _network(kind, clips.shape[1], classes), train)
+    return model.to(ctx.device), sha, meta
 
 
 def run_batched(function: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, device: torch.device,

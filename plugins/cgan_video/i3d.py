@@ -13,51 +13,22 @@ the file, the metric fails with one line saying where to put it.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import urllib.request
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from cgan_core import EvalContext, UsageError
+from cgan_core import EvalContext, UsageError, WeightsSource, find_weights_file
 
 WEIGHTS_NAME = "i3d_torchscript.pt"
 WEIGHTS_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
-DOWNLOAD_TIMEOUT_S = 30
 PREPROCESSING = "RGB uint8-range (N,3,T,H,W); network: rescale to [-1,1], resize to 224x224 (rescale=True, resize=True)"
 
 
-def candidate_paths(ctx: EvalContext) -> list[Path]:
-    """Places the TorchScript file is looked for, most specific first."""
-    paths = []
-    for given in (ctx.option("i3d.weights"), os.environ.get("CGAN_I3D_WEIGHTS")):
-        if given:
-            paths.append(Path(str(given)).expanduser())
-    if ctx.cache_dir is not None:
-        paths.append(Path(ctx.cache_dir) / "weights" / WEIGHTS_NAME)
-    paths.append(Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME)
-    return paths
-
-
-def _download(url: str, target: Path) -> Optional[str]:
-    """Download ``url`` to ``target``; returns an error text instead of raising."""
-    if os.environ.get("CGAN_OFFLINE", "") not in ("", "0", "false"):
-        return "CGAN_OFFLINE is set"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as handle:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                handle.write(chunk)
-        partial.replace(target)
-        return None
-    except Exception as exc:  # any network or disk failure becomes one line for the user
-        partial.unlink(missing_ok=True)
-        return f"{type(exc).__name__}: {exc}"
+WEIGHTS = WeightsSource(WEIGHTS_NAME, WEIGHTS_URL, option="i3d.weights", env="CGAN_I3D_WEIGHTS",
+                        purpose="fvd@i3d (Kinetics-400 I3D, TorchScript)", alternative="the offline fvd@classifier")
 
 
 def find_weights(ctx: EvalContext) -> Path:
@@ -66,31 +37,7 @@ def find_weights(ctx: EvalContext) -> Path:
     Raises:
         UsageError: a given path is missing, or there is no file and the download failed.
     """
-    explicit = ctx.option("i3d.weights") or os.environ.get("CGAN_I3D_WEIGHTS")
-    if explicit and not Path(str(explicit)).expanduser().is_file():
-        raise UsageError(f"I3D weights file '{explicit}' does not exist; pass the i3d_torchscript.pt file")
-    for path in candidate_paths(ctx):
-        if path.is_file():
-            return path
-    base = Path(ctx.cache_dir) if ctx.cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
-    target = base / "weights" / WEIGHTS_NAME
-    error = _download(WEIGHTS_URL, target)
-    if error is not None:
-        raise UsageError(
-            f"fvd@i3d needs the Kinetics-400 I3D TorchScript file, which could not be downloaded ({error}); "
-            f"fetch {WEIGHTS_URL} on a connected machine and pass --option i3d.weights=PATH or set "
-            "CGAN_I3D_WEIGHTS=PATH, or use the offline fvd@classifier"
-        )
-    return target
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of the weights file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return find_weights_file(WEIGHTS, ctx.option("i3d.weights"), ctx.cache_dir)
 
 
 @lru_cache(maxsize=2)

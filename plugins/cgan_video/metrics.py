@@ -57,13 +57,13 @@ def compute_fvd_classifier(ctx: Any) -> dict[str, float]:
 
 def compute_fvd_i3d(ctx: Any) -> dict[str, float]:
     """``MetricSpec.compute`` of ``fvd@i3d`` (the standard FVD)."""
-    from cgan_core import frechet_distance
+    from cgan_core import frechet_distance, sha256_file
 
     from cgan_video.classifiers import as_clips
-    from cgan_video.i3d import PREPROCESSING, find_weights, i3d_features, load_i3d, sha256_of
+    from cgan_video.i3d import PREPROCESSING, find_weights, i3d_features, load_i3d
 
     path = find_weights(ctx)
-    sha = sha256_of(path)
+    sha = sha256_file(path)
     model = load_i3d(str(path), sha).to(ctx.device)
     parts = {"extractor": "i3d", "weights_sha256": sha, "preprocessing": PREPROCESSING}
     real = ctx.cached_features(parts, lambda: i3d_features(ctx, as_clips(ctx.real), model).double().numpy())
