@@ -160,6 +160,34 @@ def test_every_manifest_parses_and_kustomizations_list_existing_files():
     assert {p.name for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml"} == listed
 
 
+K8S_VERSION = "1.30.0"  # the Kubernetes release deploy/README.md says the manifests are checked against
+
+
+def _schema_checked(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of ``obj`` that Kubernetes' own schemas cover: the object itself, or for a
+    Kubeflow PyTorchJob (a custom resource) the pod templates of its replicas as PodTemplates."""
+    if obj["kind"] != "PyTorchJob":
+        return [obj]
+    return [{"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": f"{obj['metadata']['name']}-{role}"},
+             "template": replica["template"]} for role, replica in obj["spec"]["pytorchReplicaSpecs"].items()]
+
+
+def test_every_manifest_matches_the_kubernetes_schemas_strictly():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    checked = []
+    for obj in _k8s_objects().values():
+        for part in _schema_checked(obj):
+            kubernetes_validate.validate(part, K8S_VERSION, strict=True)  # unknown fields are errors too
+            checked.append(part["kind"])
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "Secret", "PersistentVolumeClaim", "Job",
+            "PodTemplate"} <= set(checked)
+    # The check can fail: a misspelt field in the API Deployment is refused.
+    broken = json.loads(json.dumps(_k8s_objects()[("Deployment", "cgan-api")]))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
 def test_every_container_runs_a_cgan_command_the_cli_accepts():
     commands = {}
     for (kind, name), obj in _k8s_objects().items():
