@@ -206,7 +206,13 @@ def test_cli_run_status_and_the_prefect_engine(toy: Path, cli) -> None:
             from cgan_core.pipeline import prefect_flow
 
             prefect_flow(load_pipeline(toy))
-    else:  # the same stages as Prefect tasks, with the same state: all up to date
+    else:  # the same stages as Prefect tasks, with the same state: all up to date ...
         assert result.exit_code == 0 and "0 stage(s) ran, 3 skipped" in result.stdout
+        (toy.parent / "src.txt").write_text("changed\n")  # ... until an input changes
+        # In a process of its own, as users run it (Prefect's log handlers outlive one CliRunner).
+        done = subprocess.run([*CGAN, "pipeline", "run", str(toy), "--engine", "prefect"], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, PREFECT_HOME=str(toy.parent / "prefect")))
+        assert done.returncode == 0 and "3 stage(s) ran, 0 skipped" in done.stdout, done.stderr[-2000:]
+        assert (toy.parent / "work" / "out" / "c.txt").read_text() == "changed\na\nb\nc\n"
     result = cli("pipeline", "run", str(toy.parent / "nope.yaml"))
     assert result.exit_code == 2 and "does not exist" in result.output
