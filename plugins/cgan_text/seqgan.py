@@ -12,8 +12,13 @@ two of them):
   ``model.rollouts`` rollouts from the delayed copy (updated ``rate * old + (1 - rate) * new``
   after each), then ``model.d_rounds`` discriminator rounds.
 
-Every random draw either comes from a ``torch.Generator`` seeded by (train.seed, step, purpose)
-or from the global RNG that checkpoints restore, so a resumed run continues bit for bit.
+Every random draw either comes from a ``torch.Generator`` seeded by (train.seed, step, purpose,
+and the rank under torchrun) or from the global RNG that checkpoints restore, so a resumed run
+continues bit for bit.
+
+Under torchrun each rank reads its share of the data (an MLE epoch is ``items / world_size`` per
+rank) and draws its own negatives and policy-gradient samples; the trainer averages every
+optimiser step's gradients over ranks (before clipping), so all ranks keep the same weights.
 """
 
 from __future__ import annotations
