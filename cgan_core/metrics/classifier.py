@@ -27,6 +27,7 @@ from torch import nn
 
 from cgan_core.data import stack_samples, tensor_fingerprint
 from cgan_core.fileio import atomic_write_text, sha256_file
+from cgan_core.metrics.context import MetricUnavailable
 
 BatchFunction = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
@@ -100,9 +101,9 @@ class ClassifierRecipe:
         return ClassifierFit(steps=steps, batch_size=self.batch_size, lr=self.lr, holdout=self.holdout, seed=self.seed)
 
 
-def labelled_training_samples(ctx: Any, memo_key: str, reference_name: str
-                              ) -> Optional[tuple[torch.Tensor, torch.Tensor, str, str]]:
-    """The labelled samples a domain classifier learns from, or ``None`` when there are none.
+def labelled_training_samples(ctx: Any, memo_key: str, reference_name: str, unavailable: str
+                              ) -> tuple[torch.Tensor, torch.Tensor, str, str]:
+    """The labelled samples a domain classifier learns from.
 
     Prefers the run's training split (loaded once per evaluation); falls back to the labelled
     reference samples.
@@ -111,9 +112,13 @@ def labelled_training_samples(ctx: Any, memo_key: str, reference_name: str
         ctx: The :class:`~cgan_core.metrics.EvalContext`.
         memo_key: Key under which the context keeps the loaded split.
         reference_name: What the reference samples are called ("reference images"), for the description.
+        unavailable: The message when neither has labels (say which metrics work without them).
 
     Returns:
         Samples, labels, a fingerprint of both, and a description of where they came from.
+
+    Raises:
+        cgan_core.MetricUnavailable: neither the training split nor the reference samples have labels.
     """
     load_split = getattr(ctx, "load_split", None)
     if load_split is not None:
@@ -125,7 +130,7 @@ def labelled_training_samples(ctx: Any, memo_key: str, reference_name: str
     if ctx.real_labels is not None and isinstance(ctx.real, torch.Tensor):
         fingerprint = tensor_fingerprint(ctx.real) + ":" + tensor_fingerprint(ctx.real_labels)
         return ctx.real, ctx.real_labels.long(), fingerprint, reference_name
-    return None
+    raise MetricUnavailable(unavailable)
 
 
 @torch.inference_mode()

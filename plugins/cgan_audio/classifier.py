@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cgan_core import (ClassifierRecipe, EvalContext, MetricUnavailable, cache_key, cached_classifier, fit_classifier,
+from cgan_core import (ClassifierRecipe, EvalContext, cache_key, cached_classifier, fit_classifier,
                        heldout_accuracy, labelled_training_samples)
 
 from cgan_audio.features import MelSettings, logmel
@@ -25,6 +25,11 @@ from cgan_audio.features import MelSettings, logmel
 # Spoken-digit-sized clips: 15 epochs of 64 clips, at least 150 and at most 1,500 steps, shifts
 # of up to 4 spectrogram frames (onsets vary). Every field is part of the cache key.
 DEFAULT_RECIPE = ClassifierRecipe(epochs=15, max_steps=1500, batch_size=64, max_shift=4)
+
+
+# Why the metrics cannot run on unlabelled data, and what to use instead.
+NO_LABELS = ("audio classifier metrics need labelled clips (spoken-digits, tones, or a folder with one sub-folder "
+             "per class); this dataset has no labels, so use fad@logmel instead")
 
 
 class AudioClassifier(nn.Module):
@@ -85,21 +90,6 @@ def train_classifier(spectrograms: torch.Tensor, labels: torch.Tensor, classes: 
     return model.cpu(), heldout_accuracy(model, spectrograms, labels, val_idx, device)
 
 
-def labelled_training_set(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, str, str]:
-    """Clips, labels, a data fingerprint and a description of what the classifier learns from.
-
-    Raises:
-        MetricUnavailable: when neither the run's training split nor the reference clips have labels.
-    """
-    found = labelled_training_samples(ctx, "audio-classifier-train-split", "reference clips")
-    if found is None:
-        raise MetricUnavailable(
-            "audio classifier metrics need labelled clips (spoken-digits, tones, or a folder with one sub-folder "
-            "per class); this dataset has no labels, so use fad@logmel instead"
-        )
-    return found
-
-
 def _recipe_from(ctx: EvalContext) -> ClassifierRecipe:
     steps = ctx.option("classifier.max_steps") if hasattr(ctx, "option") else None
     return replace(DEFAULT_RECIPE, max_steps=int(steps)) if steps is not None else DEFAULT_RECIPE
@@ -111,7 +101,8 @@ def load_or_train(ctx: EvalContext, settings: MelSettings) -> tuple[AudioClassif
     Returns:
         The model (eval mode, CPU), the sha256 of its safetensors weights and its metadata.
     """
-    waves, labels, fingerprint, description = labelled_training_set(ctx)
+    waves, labels, fingerprint, description = labelled_training_samples(
+        ctx, "audio-classifier-train-split", "reference clips", NO_LABELS)
     classes = int(ctx.data_info.get("num_classes") or 0) or int(labels.max()) + 1
     recipe = _recipe_from(ctx)
     key_source = {"data": fingerprint, "classes": classes, "mel": asdict(settings), "recipe": asdict(recipe)}

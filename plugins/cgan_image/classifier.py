@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgan_core import (ClassifierRecipe, EvalContext, MetricUnavailable, cache_key, cached_classifier, fit_classifier,
+from cgan_core import (ClassifierRecipe, EvalContext, cache_key, cached_classifier, fit_classifier,
                        heldout_accuracy, labelled_training_samples)
 
 from cgan_image.features import ImageFeatureExtractor, resize_square
@@ -28,6 +28,11 @@ from cgan_image.features import ImageFeatureExtractor, resize_square
 # The digits-sized recipe: 10 epochs, at least 150 and at most 2,000 steps of 128 images, shifts of
 # up to 2 pixels. Every field is part of the cache key.
 DEFAULT_RECIPE = ClassifierRecipe()
+
+
+# Why the metrics cannot run on unlabelled data, and what to use instead.
+NO_LABELS = ("classifier metrics need labelled images (digits, fashion-mnist, or a folder with one sub-folder per "
+             "class); this dataset has no labels, so use the @effnet-lite0 metrics instead")
 
 
 class DomainClassifier(nn.Module):
@@ -85,21 +90,6 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, r
     return model.cpu(), heldout_accuracy(model, images, labels, val_idx, device)
 
 
-def labelled_training_set(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, str, str]:
-    """Images, labels, data fingerprint and a description of what the classifier learns from.
-
-    Raises:
-        MetricUnavailable: when neither the run's training split nor the reference images have labels.
-    """
-    found = labelled_training_samples(ctx, "image-classifier-train-split", "reference images")
-    if found is None:
-        raise MetricUnavailable(
-            "classifier metrics need labelled images (digits, fashion-mnist, or a folder with one sub-folder per "
-            "class); this dataset has no labels, so use the @effnet-lite0 metrics instead"
-        )
-    return found
-
-
 def _recipe_from(ctx: EvalContext) -> ClassifierRecipe:
     steps = ctx.option("classifier.max_steps")
     return replace(DEFAULT_RECIPE, max_steps=int(steps)) if steps is not None else DEFAULT_RECIPE
@@ -111,7 +101,8 @@ def load_or_train(ctx: EvalContext) -> tuple[DomainClassifier, str, dict[str, An
     Returns:
         The model (eval mode), the sha256 of its safetensors weights and its metadata.
     """
-    images, labels, fingerprint, description = labelled_training_set(ctx)
+    images, labels, fingerprint, description = labelled_training_samples(
+        ctx, "image-classifier-train-split", "reference images", NO_LABELS)
     classes = int(ctx.data_info.get("num_classes") or 0) or int(labels.max()) + 1
     recipe = _recipe_from(ctx)
     key_source = {"data": fingerprint, "shape": list(images.shape[1:]), "classes": classes, "recipe": asdict(recipe)}
