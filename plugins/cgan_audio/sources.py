@@ -119,10 +119,8 @@ def open_audio_source(request: DataRequest) -> LoadedData:
     """The audio modality's ``open_source``: a local folder of audio files.
 
     Raises:
-        UsageError: the path is missing, remote, or not a folder.
+        UsageError: the path is missing or not a folder (URLs arrive here as cached local copies).
     """
-    if "://" in request.source:
-        raise UsageError(f"remote audio sources are not supported yet ('{request.source}'); use a local folder")
     path = Path(request.source).expanduser()
     if not path.exists():
         raise UsageError(f"dataset path '{path}' does not exist; give a folder of WAV/FLAC/OGG/MP3 files "

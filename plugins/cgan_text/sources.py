@@ -135,8 +135,6 @@ def read_source(request: DataRequest) -> TextLines:
     """
     config = request.config
     path = Path(request.source).expanduser()
-    if "://" in request.source:
-        raise UsageError(f"remote text sources are not supported yet ('{request.source}'); use a local path")
     if not path.exists():
         raise UsageError(f"dataset path '{path}' does not exist; give a .txt, .csv or .jsonl file, a folder of "
                          ".txt files, or a dataset name (see 'cgan list datasets')")

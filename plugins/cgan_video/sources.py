@@ -166,10 +166,8 @@ def load_array_clips(request: DataRequest, path: Path) -> LoadedData:
 
 
 def open_video_source(request: DataRequest) -> LoadedData:
-    """The video modality's ``open_source``: dispatch on what the path is."""
+    """The video modality's ``open_source``: dispatch on what the path is (URLs arrive as cached local copies)."""
     check_data_config(request.config)
-    if "://" in request.source:
-        raise UsageError(f"remote video sources are not supported yet ('{request.source}'); use a local path")
     path = Path(request.source).expanduser()
     if not path.exists():
         raise UsageError(f"dataset path '{path}' does not exist; give a folder of videos, a video file, a .npy/.npz "
