@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 import yaml
 
 from cgan_core.errors import CganRuntimeError, MissingDependencyError, UsageError
-from cgan_core.fileio import atomic_write_text
+from cgan_core.fileio import atomic_write_text, sha256_file
 
 STAGE_KEYS = ("name", "cgan", "run", "inputs", "outputs", "env", "resume", "description")
 PIPELINE_KEYS = ("name", "workdir", "env", "stages", "description")
@@ -223,11 +223,7 @@ def path_digest(path: Path) -> Optional[str]:
     """sha256 of a file's bytes, or of a folder's relative names and file hashes; ``None`` if absent."""
     path = Path(path)
     if path.is_file():
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(path)
     if path.is_dir():
         digest = hashlib.sha256(b"dir\0")
         for child in sorted(p for p in path.rglob("*") if p.is_file()):

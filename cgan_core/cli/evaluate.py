@@ -11,13 +11,6 @@ from cgan_core.cli.common import print_json, reports_errors
 from cgan_core.errors import UsageError
 
 
-def parse_options(pairs: List[str]) -> dict[str, Any]:
-    """``--option`` values as a dict (see :func:`cgan_core.evaluation.parse_metric_options`)."""
-    from cgan_core.evaluation import parse_metric_options
-
-    return parse_metric_options(pairs, "--option")
-
-
 def format_table(report: Any) -> str:
     """A plain-text table: metric, value, direction, extractor, samples."""
     rows = [("metric", "value", "better", "extractor", "n_real", "n_fake")]
@@ -59,7 +52,7 @@ def evaluate_command(
     Writes RUN/eval/<checkpoint>.json; every number carries its extractor, weights sha256,
     sample counts, seed, preprocessing and cgan version.
     """
-    from cgan_core.evaluation import evaluate_run
+    from cgan_core.evaluation import evaluate_run, parse_metric_options
 
     if list_metrics:
         _print_metric_list(run_dir, as_json)
@@ -68,7 +61,7 @@ def evaluate_command(
         raise UsageError(f"--n-samples must be at least 2, got {n_samples}")
     report = evaluate_run(run_dir, metric, checkpoint=checkpoint, n_samples=n_samples, seed=seed,
                           reference=reference, n_real=n_real, device=device, use_ema=not no_ema,
-                          cache_dir=cache_dir, options=parse_options(option))
+                          cache_dir=cache_dir, options=parse_metric_options(option, "--option"))
     from cgan_core.db.callback import record_evaluation_results
 
     record_evaluation_results(run_dir)  # metric rows in the metadata database (a warning if it is unreachable)

@@ -8,7 +8,6 @@ its features and into the cache key of the reference features. Extractors are bu
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cgan_core import EvalContext, UsageError
+from cgan_core import EvalContext, UsageError, sha256_file
 
 EXTRACTORS = ("effnet-lite0", "classifier", "inception")
 
@@ -85,11 +84,7 @@ class ImageFeatureExtractor:
 @lru_cache(maxsize=16)
 def file_sha256(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file's bytes (cached per path, size and modification time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(Path(path))
 
 
 def sha256_of(path: Path) -> str:

@@ -8,7 +8,6 @@ and counted, or, with ``--strict-data``, fail the run naming the file.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import struct
 from pathlib import Path
 from typing import Optional
@@ -16,7 +15,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from cgan_core import CganRuntimeError, DataRequest, LoadedData, SkipLog, TensorData, UsageError, tensor_fingerprint
+from cgan_core import (CganRuntimeError, DataRequest, LoadedData, SkipLog, TensorData, UsageError, sha256_file,
+                       tensor_fingerprint)
 
 from cgan_image.preprocess import prepare_images
 
@@ -177,4 +177,4 @@ def open_image_source(request: DataRequest) -> LoadedData:
 
 def file_digest(path: Path) -> str:
     """Short sha256 of a file (used to fingerprint installed datasets cheaply)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return sha256_file(path)[:16]

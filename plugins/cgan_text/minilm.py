@@ -8,14 +8,13 @@ tokens), mean pooling over the attention mask, then L2 normalisation; 384 dimens
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from cgan_core import MissingDependencyError
+from cgan_core import MissingDependencyError, sha256_file
 
 MAX_TOKENS = 256
 EXTRACTOR = "all-MiniLM-L6-v2"
@@ -37,11 +36,7 @@ def minilm_folder() -> Path:
 @functools.lru_cache(maxsize=1)
 def weights_sha256() -> str:
     """sha256 of the encoder's ``model.safetensors`` (part of the metric's provenance)."""
-    digest = hashlib.sha256()
-    with open(minilm_folder() / "model.safetensors", "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(minilm_folder() / "model.safetensors")
 
 
 @functools.lru_cache(maxsize=2)

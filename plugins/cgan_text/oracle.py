@@ -9,29 +9,19 @@ the same shape with N(0, 1) weights is used, as in the authors' code.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
 
-from cgan_core import UsageError
+from cgan_core import UsageError, sha256_file
 
 from cgan_text.generator import LSTMGenerator
 
 ORACLE_KEYS = ("embedding", "Wi", "Ui", "bi", "Wf", "Uf", "bf", "Wo_gate", "Uo_gate", "bo_gate",
                "Wc", "Uc", "bc", "W_out", "b_out")
 ORACLE_START_TOKEN = 0
-
-
-def file_sha256(path: Path) -> str:
-    """Full sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_oracle_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -99,7 +89,7 @@ def oracle_from_config(data_config: Any) -> tuple[LSTMGenerator, dict[str, Any]]
         path = Path(str(data_config.oracle_params)).expanduser()
         oracle = oracle_from_arrays(read_oracle_arrays(path), seq_len)
         # The absolute path lets evaluation find the file from any working directory.
-        description: dict[str, Any] = {"params": str(path.resolve()), "sha256": file_sha256(path)}
+        description: dict[str, Any] = {"params": str(path.resolve()), "sha256": sha256_file(path)}
     else:
         oracle = random_oracle(int(data_config.oracle_seed), int(data_config.oracle_vocab),
                                int(data_config.oracle_embed), int(data_config.oracle_hidden), seq_len)
@@ -124,7 +114,7 @@ def oracle_from_info(oracle_info: Mapping[str, Any], fallback_params: Optional[s
         candidates.insert(0, Path(fallback_params).expanduser())
     for path in candidates:
         if path.is_file():
-            if oracle_info.get("sha256") and file_sha256(path) != oracle_info["sha256"]:
+            if oracle_info.get("sha256") and sha256_file(path) != oracle_info["sha256"]:
                 raise UsageError(f"oracle parameters '{path}' differ from those the run was trained with "
                                  f"(sha256 {oracle_info['sha256'][:12]}...)")
             return oracle_from_arrays(read_oracle_arrays(path), seq_len)
